@@ -1,0 +1,126 @@
+/*
+ * heap.c - the scheduler's timer heap: a binary min-heap of node pointers
+ * ordered by (due, seq), each node knowing its own index so that removal
+ * is O(log n).  seq breaks ties in insertion order, so timers with equal
+ * deadlines fire first-in first-out.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+static inline int before(const struct weft__tnode *a,
+                         const struct weft__tnode *b)
+{
+    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void sift_up(struct weft__heap *h, uint32_t i)
+{
+    struct weft__tnode *n = h->a[i];
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (!before(n, h->a[p]))
+            break;
+        h->a[i] = h->a[p];
+        h->a[i]->idx = i;
+        i = p;
+    }
+    h->a[i] = n;
+    n->idx = i;
+}
+
+static void sift_down(struct weft__heap *h, uint32_t i)
+{
+    struct weft__tnode *n = h->a[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && before(h->a[c + 1], h->a[c]))
+            c++;
+        if (!before(h->a[c], n))
+            break;
+        h->a[i] = h->a[c];
+        h->a[i]->idx = i;
+        i = c;
+    }
+    h->a[i] = n;
+    n->idx = i;
+}
+
+int weft__heap_reserve(struct weft__heap *h, uint32_t extra)
+{
+    if (h->n + extra <= h->cap)
+        return 0;
+    uint64_t cap = h->cap ? h->cap : 64;
+    while (cap < (uint64_t)h->n + extra)
+        cap *= 2;
+    if (cap >= WEFT__NOT_IN_HEAP)
+        return -ENOMEM;
+    struct weft__tnode **a = weft__realloc(h->a, (size_t)cap * sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    h->a = a;
+    h->cap = (uint32_t)cap;
+    return 0;
+}
+
+int weft__timer_add(weft_sched *s, struct weft__tnode *t, int64_t due)
+{
+    struct weft__heap *h = &s->heap;
+    if (t->idx != WEFT__NOT_IN_HEAP)
+        weft__timer_del(s, t);
+    int r = weft__heap_reserve(h, 1);
+    if (r < 0)
+        return r;
+    t->due = due;
+    t->seq = s->timer_seq++;
+    h->a[h->n] = t;
+    t->idx = h->n++;
+    sift_up(h, t->idx);
+    return 0;
+}
+
+void weft__timer_del(weft_sched *s, struct weft__tnode *t)
+{
+    struct weft__heap *h = &s->heap;
+    uint32_t i = t->idx;
+    if (i == WEFT__NOT_IN_HEAP)
+        return;
+    t->idx = WEFT__NOT_IN_HEAP;
+    h->n--;
+    if (i == h->n)
+        return;
+    h->a[i] = h->a[h->n];
+    h->a[i]->idx = i;
+    if (i > 0 && before(h->a[i], h->a[(i - 1) / 2]))
+        sift_up(h, i);
+    else
+        sift_down(h, i);
+}
+
+void weft__heap_free(struct weft__heap *h)
+{
+    weft__free(h->a);
+    h->a = NULL;
+    h->n = h->cap = 0;
+}
+
+int weft__timers_run(weft_sched *s, int64_t now)
+{
+    struct weft__heap *h = &s->heap;
+    /* Timers (re)armed by the callbacks of this phase wait for the next
+     * one, so a callback that restarts itself with a zero timeout cannot
+     * keep the loop here forever. */
+    uint64_t limit = s->timer_seq;
+    int fired = 0;
+    while (h->n > 0) {
+        struct weft__tnode *t = h->a[0];
+        if (t->due > now || t->seq >= limit)
+            break;
+        weft__timer_del(s, t);
+        t->fire(s, t);
+        fired++;
+    }
+    return fired;
+}

@@ -1,0 +1,310 @@
+/*
+ * internal.h - private declarations shared by the library's sources.
+ *
+ * Naming: weft__name for non-static internals, short names for statics.
+ * Nothing here is part of the API; layouts may change at any time.
+ */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft.h"
+#include "ctx/ctx.h"
+#include "list.h"
+
+#if defined(__GNUC__)
+#define weft__likely(x) __builtin_expect(!!(x), 1)
+#define weft__unlikely(x) __builtin_expect(!!(x), 0)
+#else
+#define weft__likely(x) (x)
+#define weft__unlikely(x) (x)
+#endif
+
+/* Sanitizer detection (gcc defines __SANITIZE_*, clang __has_feature). */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define WEFT_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(WEFT_ASAN)
+#define WEFT_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(WEFT_TSAN)
+#define WEFT_TSAN 1
+#endif
+
+/* ----------------------------------------------------------------------
+ * Allocation (every library allocation goes through these, so a test hook
+ * can make the Nth one fail).
+ * ---------------------------------------------------------------------- */
+void *weft__malloc(size_t n);
+void *weft__calloc(size_t n, size_t m);
+void *weft__realloc(void *p, size_t n);
+void weft__free(void *p);
+
+/* ----------------------------------------------------------------------
+ * Callback vectors: hooks and handlers.  Removal while the vector is being
+ * iterated only marks the slot (fn = NULL); the slot is compacted away when
+ * the outermost iteration ends, so callbacks may remove themselves or
+ * others safely.
+ * ---------------------------------------------------------------------- */
+struct weft__cb {
+    void (*fn)(void);
+    void *arg;
+};
+
+struct weft__cbvec {
+    struct weft__cb *v;
+    uint32_t n, cap;
+    uint32_t iterating; /* nesting depth of iterations in progress */
+    uint32_t dead;      /* slots marked removed during iteration */
+};
+
+int weft__cbvec_add(struct weft__cbvec *cv, void (*fn)(void), void *arg);
+int weft__cbvec_remove(struct weft__cbvec *cv, void (*fn)(void), void *arg);
+void weft__cbvec_end_iter(struct weft__cbvec *cv);
+void weft__cbvec_free(struct weft__cbvec *cv);
+static inline uint32_t weft__cbvec_live(const struct weft__cbvec *cv)
+{
+    return cv->n - cv->dead;
+}
+
+/* ----------------------------------------------------------------------
+ * Timer heap: a binary min-heap of node pointers ordered by (due, seq);
+ * seq is a per-scheduler insertion counter, so equal deadlines fire in
+ * insertion order.  Insert and remove are O(log n); the array grows by
+ * doubling, so a steady state allocates nothing.
+ * ---------------------------------------------------------------------- */
+struct weft__tnode;
+typedef void (*weft__tfire)(weft_sched *s, struct weft__tnode *n);
+
+#define WEFT__NOT_IN_HEAP UINT32_MAX
+
+struct weft__tnode {
+    int64_t due;
+    uint64_t seq;
+    uint32_t idx; /* position in the heap, WEFT__NOT_IN_HEAP when out */
+    weft__tfire fire;
+};
+
+struct weft__heap {
+    struct weft__tnode **a;
+    uint32_t n, cap;
+};
+
+static inline void weft__tnode_init(struct weft__tnode *t, weft__tfire fire)
+{
+    t->due = 0;
+    t->seq = 0;
+    t->idx = WEFT__NOT_IN_HEAP;
+    t->fire = fire;
+}
+
+int weft__heap_reserve(struct weft__heap *h, uint32_t extra);
+/* Insert with due; fails only with -ENOMEM when the array cannot grow. */
+int weft__timer_add(weft_sched *s, struct weft__tnode *t, int64_t due);
+void weft__timer_del(weft_sched *s, struct weft__tnode *t);
+void weft__heap_free(struct weft__heap *h);
+/* Fire every timer due at or before now; returns how many fired. */
+int weft__timers_run(weft_sched *s, int64_t now);
+
+/* ----------------------------------------------------------------------
+ * Stacks (stack.c)
+ * ---------------------------------------------------------------------- */
+#define WEFT__STACK_GUARDED 1u /* a PROT_NONE page lies below lo */
+#define WEFT__STACK_SLAB 2u    /* carved from a slab; never unmapped alone */
+#define WEFT__STACK_COLD 4u    /* pages were given back (MADV_DONTNEED) */
+
+/* Bytes at the bottom of an unguarded stack that must stay zero. */
+#define WEFT__CANARY_BYTES 64
+
+struct weft__stack {
+    char *lo;      /* lowest usable byte */
+    size_t size;   /* usable bytes, a multiple of the page size */
+    unsigned flags;
+    unsigned vg_id; /* Valgrind stack id (0 when not registered) */
+};
+
+struct weft__stack_class; /* per-size free lists, private to stack.c */
+
+struct weft__stackpool {
+    struct weft__stack_class *classes;
+    uint32_t nclasses;
+    int guard;          /* enum weft_guard */
+    size_t cache;       /* warm stacks kept per class */
+    struct weft__slab *slabs;
+};
+
+void weft__stackpool_init(struct weft__stackpool *p, int guard, size_t cache);
+void weft__stackpool_destroy(struct weft__stackpool *p);
+/* size must already be validated and page-rounded. */
+int weft__stack_alloc(struct weft__stackpool *p, size_t size,
+                      struct weft__stack *out);
+void weft__stack_free(struct weft__stackpool *p, const struct weft__stack *st);
+size_t weft__page_size(void);
+/* Abort with a report if an unguarded stack's canary was overwritten. */
+void weft__stack_canary_fail(const weft_coro *co);
+static inline int weft__stack_canary_ok(const struct weft__stack *st)
+{
+    const uint64_t *w = (const uint64_t *)(const void *)st->lo;
+    uint64_t acc = 0;
+    for (int i = 0; i < WEFT__CANARY_BYTES / 8; i++)
+        acc |= w[i];
+    return acc == 0;
+}
+
+/* ----------------------------------------------------------------------
+ * Coroutines
+ * ---------------------------------------------------------------------- */
+enum weft__state {
+    WEFT__NEW = 0,  /* spawned, has never run */
+    WEFT__READY,    /* in a run queue */
+    WEFT__RUNNING,  /* the current coroutine */
+    WEFT__WAITING,  /* blocked in weft__block() */
+    WEFT__DONE      /* finished; a zombie until joined/reaped/detached */
+};
+
+#define WEFT__F_DETACHED 0x01u
+#define WEFT__F_ENDED 0x02u    /* weft_end() called: blocking calls fail */
+#define WEFT__F_STARTED 0x04u  /* has run at least once */
+#define WEFT__F_FIRST 0x08u    /* spawn_at with first: jump the queue */
+
+/* Lazily allocated per-coroutine callback lists. */
+struct weft__coro_ext {
+    struct weft__cbvec in_hooks, out_hooks, err_handlers;
+};
+
+struct weft_coro {
+    weft__ctx ctx;
+    weft_sched *sched;
+    struct weft__list link;   /* run queue, or the wait list it sleeps on */
+    struct weft__tnode timer; /* deadline of the current wait, or start */
+    uint8_t state;            /* enum weft__state */
+    uint8_t prio;
+    uint16_t flags;
+    int wake_result;          /* what the current blocking call returns */
+    int pending_err;          /* raised while not blocked; 0 if none */
+    int status;               /* exit status once DONE */
+    weft_fn fn;
+    void *arg;
+    void *data;
+    uint64_t id;
+    weft_coro *joiner;
+    struct weft__coro_ext *ext;
+    struct weft__list raises; /* pending weft_raise_at() timers */
+    struct weft__list all;    /* in sched->all while not released */
+    /* Called when a wait is interrupted (timeout, raise, end) so the
+     * primitive can forget the waiter; NULL for plain list waits. */
+    void (*wait_cancel)(weft_coro *co);
+    void *wait_obj;           /* what it waits on, for dumps */
+    struct weft__stack stack;
+#if defined(WEFT_ASAN)
+    void *asan_fake;
+#endif
+#if defined(WEFT_TSAN)
+    void *tsan_fiber;
+#endif
+    char name[WEFT_NAME_MAX + 1];
+};
+
+/* ----------------------------------------------------------------------
+ * Scheduler
+ * ---------------------------------------------------------------------- */
+struct weft_sched {
+    weft__ctx ctx;            /* the loop's own context (caller's stack) */
+    weft_coro *current;       /* running coroutine, NULL in the loop */
+    struct weft__list batch;  /* coroutines of the turn in progress */
+    struct weft__list runq[WEFT_PRIO_LEVELS]; /* ready for the next turn */
+    uint32_t nready;          /* coroutines in batch + runq */
+    struct weft__heap heap;
+    struct weft__list all;    /* every coroutine not yet released */
+    int64_t alive;            /* coroutines not DONE */
+    int64_t active_timers;    /* active callback timers */
+    struct weft__list timers; /* every weft_timer of this scheduler */
+    uint64_t timer_seq;
+    int clock;
+    int64_t manual_now;
+    int64_t unix_base;        /* manual clock: Unix ns at time 0 */
+    weft_coro *to_release;    /* finished detached coroutine whose stack
+                                 is freed after the switch away from it */
+    uint8_t running;          /* inside weft_run/weft_run_once */
+    uint8_t stop_req;
+    uint32_t in_hook;         /* hooks/handlers in progress: no blocking */
+    struct weft__cbvec hooks;
+    struct weft__cbvec err_handlers;
+    struct weft__stackpool stacks;
+    size_t default_stack;
+    const void *owner;        /* identifies the owning thread */
+#if defined(WEFT_ASAN)
+    const void *asan_main_bottom;
+    size_t asan_main_size;
+    void *asan_main_fake;
+#endif
+#if defined(WEFT_TSAN)
+    void *tsan_main;
+#endif
+};
+
+/* Per-thread state. */
+struct weft__tls {
+    weft_sched *running;      /* the scheduler inside weft_run, if any */
+    weft_coro *current;       /* the running coroutine, if any */
+    weft_sched *dflt;         /* this thread's default scheduler */
+};
+extern _Thread_local struct weft__tls weft__tls;
+
+/* Resolve a NULL scheduler argument and check the owner thread.
+ * Returns NULL when s belongs to another thread or cannot be created. */
+weft_sched *weft__sched_arg(weft_sched *s);
+static inline int weft__owned(const weft_sched *s)
+{
+    return s->owner == (const void *)&weft__tls;
+}
+
+int64_t weft__clock_now(weft_sched *s);
+int64_t weft__realtime_ns(void);
+
+/* Make co ready (append to its priority's run queue, or at the head of the
+ * current turn when first is set).  co must not be queued. */
+void weft__ready(weft_sched *s, weft_coro *co, int first);
+
+/*
+ * Block the current coroutine until weft__wake() or the deadline (-1:
+ * none).  Returns the wake result: 0 (or what the waker passed),
+ * -ETIMEDOUT, a raised error or -ECANCELED.  Before blocking it fails at
+ * once with -ECANCELED when ended, a pending raised error, or -EINVAL when
+ * not in a coroutine or inside a hook.  On any failure co->link has been
+ * unlinked (whatever wait list it was on) and wait_cancel called.
+ */
+int weft__block(weft_sched *s, int64_t deadline);
+/* Check whether the current coroutine may block; 0 if yes. */
+int weft__block_check(weft_sched *s, weft_coro **cur);
+/* Wake co if it is WAITING; its blocking call returns result. */
+void weft__wake(weft_coro *co, int result);
+
+/* Pick the next coroutine of the turn and switch to it, or to the loop. */
+void weft__schedule(weft_sched *s);
+
+/* Free a coroutine record and its stack (never the current one). */
+void weft__coro_release(weft_sched *s, weft_coro *co);
+/* Run the failure handlers; returns the number called. */
+int weft__coro_report(weft_coro *co, int status);
+/* Called on the coroutine's own stack when its body returns. */
+void weft__coro_exit(weft_coro *co, int status);
+/* Create a coroutine record on a fresh stack (not queued).  extra bytes
+ * are reserved below the record, returned through *extra if non-NULL. */
+int weft__coro_create(weft_sched *s, weft_fn fn, void *arg,
+                      const struct weft_spawn_opts *opts, size_t extra,
+                      void **extra_out, weft_coro **out);
+
+/* Stack-overflow reporting (guard.c). */
+void weft__guard_thread_init(void);
+void weft__guard_install(void);
+
+#endif /* WEFT_INTERNAL_H */
