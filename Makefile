@@ -1,0 +1,115 @@
+# Thin wrapper over CMake.  `make help` lists the targets.
+#
+# Every target that builds runs scripts/deps.sh first (quick when nothing is
+# missing; DEPS=true skips it).  Each variant has its own build directory.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+CMAKE ?= cmake
+CTEST ?= ctest
+DEPS ?= bash scripts/deps.sh
+CLANG ?= clang
+PREFIX ?= /usr/local
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+TEST_JOBS ?= 2
+# Extra arguments for every configure / every ctest run.
+CMAKE_ARGS ?=
+CTEST_ARGS ?=
+
+BUILD := build
+comma := ,
+
+# Optimised with debug info; -DNDEBUG deliberately absent so the library's
+# assertions stay.
+RELEASE := -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+           -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" \
+           -DCMAKE_ASM_FLAGS_RELWITHDEBINFO="-g"
+DEBUG   := -DCMAKE_BUILD_TYPE=Debug \
+           -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \
+           -DCMAKE_ASM_FLAGS_DEBUG="-g"
+
+# $(call configure_and_build,DIR,CMAKE ARGS)
+define configure_and_build
+	$(CMAKE) -S . -B $(1) $(2) $(CMAKE_ARGS)
+	$(CMAKE) --build $(1) -j $(JOBS)
+endef
+
+# $(call run_tests,DIR)
+define run_tests
+	$(CTEST) --test-dir $(1) --output-on-failure -j $(TEST_JOBS) $(CTEST_ARGS)
+endef
+
+.PHONY: all build deps demo test asan tsan ucontext clang aarch64 valgrind \
+        install clean help
+
+all: build
+
+deps:
+	@$(DEPS)
+
+build: deps
+	$(call configure_and_build,$(BUILD),$(RELEASE))
+
+demo: build
+	@test -x $(BUILD)/examples/demo || \
+	  { echo "make demo: no $(BUILD)/examples/demo (is there an examples/demo.c?)" >&2; exit 1; }
+	./$(BUILD)/examples/demo
+
+test: build
+	$(call run_tests,$(BUILD))
+
+# ASan + UBSan, -O1.
+asan: deps
+	$(call configure_and_build,build-asan,$(DEBUG) -DWEFT_SANITIZE=address$(comma)undefined)
+	$(call run_tests,build-asan)
+
+# ThreadSanitizer (the doorbell and cross-thread paths).
+tsan: deps
+	$(call configure_and_build,build-tsan,$(DEBUG) -DWEFT_SANITIZE=thread)
+	$(call run_tests,build-tsan)
+
+# The portable makecontext/swapcontext backend.
+ucontext: deps
+	$(call configure_and_build,build-ucontext,$(RELEASE) -DWEFT_CTX=ucontext)
+	$(call run_tests,build-ucontext)
+
+clang: deps
+	$(call configure_and_build,build-clang,$(RELEASE) -DCMAKE_C_COMPILER=$(CLANG))
+	$(call run_tests,build-clang)
+
+# Cross-built for aarch64 (the other assembly context switch), tests run
+# under qemu-user.
+aarch64:
+	@$(DEPS) --aarch64
+	$(call configure_and_build,build-aarch64,$(RELEASE) -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/aarch64-linux-gnu.cmake)
+	$(call run_tests,build-aarch64)
+
+# Every test case under valgrind memcheck (own build dir: memcheck needs a
+# longer per-case timeout).  Fails on any error or definite leak.
+valgrind: deps
+	$(call configure_and_build,build-valgrind,$(RELEASE) -DWEFT_TEST_TIMEOUT=600)
+	bash scripts/memcheck.sh build-valgrind -j $(TEST_JOBS) $(CTEST_ARGS)
+
+# make install PREFIX=/opt/weft   (DESTDIR=... is honoured too)
+install: deps
+	$(call configure_and_build,$(BUILD),$(RELEASE) -DCMAKE_INSTALL_PREFIX="$(PREFIX)")
+	$(CMAKE) --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan build-ucontext build-clang \
+	       build-aarch64 build-valgrind
+
+help:
+	@echo "make [build]   deps, configure and build in build/ (-O2 -g, assertions on)"
+	@echo "make demo      build, then run build/examples/demo"
+	@echo "make test      build, then run every test case with ctest"
+	@echo "make asan      ASan+UBSan build and tests in build-asan/"
+	@echo "make tsan      TSan build and tests in build-tsan/"
+	@echo "make ucontext  ucontext context-switch backend, tests in build-ucontext/"
+	@echo "make clang     clang build and tests in build-clang/"
+	@echo "make aarch64   cross-build for aarch64, tests under qemu (build-aarch64/)"
+	@echo "make valgrind  every test case under valgrind memcheck (build-valgrind/)"
+	@echo "make install   install into PREFIX (default /usr/local)"
+	@echo "make clean     remove every build directory"
+	@echo "Variables: PREFIX JOBS TEST_JOBS CMAKE_ARGS CTEST_ARGS CLANG DEPS"
