@@ -116,7 +116,7 @@ struct weft_sched_opts {
 /**
  * Create a scheduler.
  * @param opts  Options, or NULL for all defaults.
- * @param out   Receives the new scheduler.
+ * @param out   Receives the new scheduler (set to NULL on failure).
  * @return 0.
  * @retval -EINVAL  out is NULL, or an option is out of range (unknown clock
  *                  or guard policy, stack size below 16 KiB or above 1 GiB).
@@ -159,6 +159,8 @@ WEFT_API weft_sched *weft_sched_current(void);
  * left, or until weft_stop() is called.
  * @return 0 when nothing is left, 1 when stopped by weft_stop() with work
  *         still pending.
+ * @retval -EDEADLK coroutines remain but every one of them waits with
+ *                  nothing that could ever wake it (no timer, no I/O).
  * @retval -EINVAL  s belongs to another thread, or this thread is already
  *                  inside a run of a scheduler (runs do not nest).
  * @retval -ENOMEM  the scheduler could not be created (s NULL).
@@ -171,6 +173,8 @@ WEFT_API int weft_run(weft_sched *s);
  * was ready when the iteration began, fire expired timers, and wait for
  * the next event at most @p timeout_ns (0: do not wait; -1: wait as long
  * as needed).  With a manual clock, waiting jumps the clock instead.
+ * It does not detect deadlocks (see weft_run()) and does not clear a
+ * weft_stop() request; while one is pending it does not wait.
  * @return 1 if work remains (live coroutines or active timers), 0 if none.
  * @retval -EINVAL  as weft_run().
  * @context The owning thread, outside any coroutine.
@@ -321,9 +325,11 @@ WEFT_API int weft_spawn_in(weft_sched *s, int64_t delay_ns, weft_fn fn,
  * ended with weft_end().
  * @param interval_ns  > 0.
  * @param maxtimes     >= 0; 0 means unlimited.
- * @param starting_at  First run time; -1 means now.
+ * @param starting_at  First run time (>= 0; a time in the past means now);
+ *                     -1 means now.
  * @return 0.
- * @retval -EINVAL  interval_ns <= 0, maxtimes < 0, or as weft_spawn().
+ * @retval -EINVAL  interval_ns <= 0, maxtimes < 0, starting_at < -1, or as
+ *                  weft_spawn().
  * @retval -ENOMEM  as weft_spawn().
  */
 WEFT_API int weft_spawn_recurring(weft_sched *s, int64_t interval_ns,
@@ -341,8 +347,10 @@ WEFT_API weft_coro *weft_self(void);
 
 /**
  * Let every other ready coroutine run, then continue (greenhouse pause()).
- * @return 0, or the error raised into this coroutine (weft_raise()),
- *         -ECANCELED once it was ended.
+ * A raise or end that arrives while the coroutine is yielded (ready) is
+ * delivered to its next blocking call; this one then returns 0.
+ * @return 0, or the error raised into this coroutine before the call
+ *         (weft_raise()), -ECANCELED once it was ended.
  * @retval -EINVAL  outside a coroutine.
  * @context Coroutine only.
  */
@@ -377,6 +385,9 @@ WEFT_API int weft_sleep_until(int64_t t);
  * @retval -EDEADLK   co is the calling coroutine.
  * @retval -ECANCELED the caller was ended while waiting (co is not freed).
  * @retval other      an error raised into the caller (co is not freed).
+ * If co finishes in the same turn as the caller is ended or raised, the
+ * join succeeds (returns 0, co freed) and the error is kept for the
+ * caller's next blocking call.
  * @context Coroutine only.
  */
 WEFT_API int weft_join(weft_coro *co, int *status);
@@ -407,7 +418,9 @@ WEFT_API int weft_detach(weft_coro *co);
 /**
  * Raise an error in @p co (greenhouse schedule_exception()): its current
  * blocking call, or its next one if it is ready or running, returns @p err.
- * Only the most recent raise is kept until delivered.
+ * Only the most recent raise is kept until delivered: a raise into a
+ * waiting coroutine wakes it with that error at once, so a second raise
+ * before it runs is kept for its next blocking call.
  * @param err  A negative errno value.
  * @return 0.
  * @retval -EINVAL  co NULL, or err >= 0.
@@ -538,6 +551,11 @@ WEFT_API int weft_handle_error(weft_coro *co, int status);
  * ====================================================================== */
 
 /**
+ * Hooks run in this order at each switch: the departing coroutine's
+ * outgoing hooks, the global hooks, the arriving coroutine's incoming
+ * hooks.  A hook added during a switch first runs at the next one.  Hooks
+ * and failure handlers may end, raise, reap or detach coroutines.
+ *
  * Global switch hook: called on every switch, just before it, with the
  * coroutine being left and the one being entered.  NULL stands for the
  * scheduler itself (the loop between coroutines).  Hooks must not block
@@ -639,6 +657,10 @@ WEFT_API int64_t weft_timer_due(const weft_timer *t);
  * @return 0 or -EINVAL.
  */
 WEFT_API int weft_timer_free(weft_timer *t);
+
+/* Futures and synchronisation primitives (each header documents its part). */
+#include "weft/future.h"
+#include "weft/sync.h"
 
 #ifdef __cplusplus
 }

@@ -356,6 +356,20 @@ int weft_join(weft_coro *co, int *status)
     return weft_join_until(co, -1, status);
 }
 
+/* Free a finished coroutine.  While its failure handlers or its last
+ * outgoing hooks run it is finished but still the current coroutine, on
+ * its own stack: then it is freed after its final switch instead. */
+static void release_done(weft_coro *co)
+{
+    weft_sched *s = co->sched;
+    if (co == s->current) {
+        co->flags |= WEFT__F_DETACHED;
+        s->to_release = co;
+        return;
+    }
+    weft__coro_release(s, co);
+}
+
 int weft_reap(weft_coro *co, int *status)
 {
     if (!joinable(co))
@@ -364,7 +378,7 @@ int weft_reap(weft_coro *co, int *status)
         return -EAGAIN;
     if (status)
         *status = co->status;
-    weft__coro_release(co->sched, co);
+    release_done(co);
     return 0;
 }
 
@@ -374,7 +388,7 @@ int weft_detach(weft_coro *co)
         return -EINVAL;
     co->flags |= WEFT__F_DETACHED;
     if (co->state == WEFT__DONE)
-        weft__coro_release(co->sched, co);
+        release_done(co);
     return 0;
 }
 
@@ -441,11 +455,16 @@ int weft_end(weft_coro *co)
         return 0;
     co->flags |= WEFT__F_ENDED;
     if (co->state == WEFT__NEW && !(co->flags & WEFT__F_STARTED)) {
-        /* Never ran: finish it without running. */
+        /* Never ran: finish it without running.  Neither queued nor
+         * waiting for its start time, inside a hook, means a switch hook
+         * is ending it while the scheduler switches to it: the switch
+         * then skips it and frees it if detached (see do_switch). */
+        int entering = co->sched->in_hook && weft__list_empty(&co->link) &&
+                       co->timer.idx == WEFT__NOT_IN_HEAP;
         weft__list_remove(&co->link);
         weft__timer_del(co->sched, &co->timer);
         weft__coro_exit(co, -ECANCELED);
-        if (co->flags & WEFT__F_DETACHED)
+        if ((co->flags & WEFT__F_DETACHED) && !entering)
             weft__coro_release(co->sched, co);
         return 0;
     }
@@ -652,7 +671,7 @@ int weft_coro_set_name(weft_coro *co, const char *name)
     if (n > WEFT_NAME_MAX)
         n = WEFT_NAME_MAX;
     if (n)
-        memcpy(co->name, name, n);
+        memmove(co->name, name, n); /* name may be (part of) co->name */
     co->name[n] = 0;
     return 0;
 }

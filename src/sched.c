@@ -238,11 +238,25 @@ static void after_switch(weft_sched *s)
 }
 
 /* Switch from `from` (NULL: the loop) to `to` (NULL: the loop). */
+static weft_coro *next_of_turn(weft_sched *s);
+
 static void do_switch(weft_sched *s, weft_coro *from, weft_coro *to,
                       int dying)
 {
-    if (weft__unlikely(s->hooks.n || (from && from->ext) || (to && to->ext)))
+    while (weft__unlikely(s->hooks.n || (from && from->ext) ||
+                          (to && to->ext))) {
         run_hooks(s, from, to);
+        if (!to || to->state != WEFT__DONE)
+            break;
+        /* A hook ended `to` before it ever ran: it is finished without
+         * running (weft_end() left freeing it to us), so enter the next
+         * coroutine of the turn instead. */
+        if (to->flags & WEFT__F_DETACHED)
+            weft__coro_release(s, to);
+        to = next_of_turn(s);
+    }
+    if (weft__unlikely(from == to))
+        return; /* from the loop to the loop: the turn is over */
     if (from && !(from->stack.flags & WEFT__STACK_GUARDED) &&
         weft__unlikely(!weft__stack_canary_ok(&from->stack)))
         weft__stack_canary_fail(from);
@@ -359,7 +373,10 @@ int weft__block(weft_sched *s, int64_t deadline)
     int r = weft__block_check(s, &co);
     if (r < 0) {
         co = weft__tls.current;
-        if (co)
+        /* Inside a hook or handler the current coroutine is in the middle
+         * of a switch or exit: its link may hold its place in a run queue
+         * or a wait list that is not this call's, so leave it alone. */
+        if (co && !co->sched->in_hook)
             forget_wait(co);
         return r;
     }
@@ -493,6 +510,8 @@ int weft_run(weft_sched *s)
         return r;
     for (;;) {
         if (!has_work(s)) {
+            /* A stop request made before this run is used up by it. */
+            s->stop_req = 0;
             r = 0;
             break;
         }
