@@ -278,20 +278,6 @@ weft_coro *weft_self(void)
     return weft__tls.current;
 }
 
-int weft_yield(void)
-{
-    weft_coro *co = weft__tls.current;
-    if (!co)
-        return -EINVAL;
-    weft_sched *s = co->sched;
-    int r = weft__block_check(s, &co);
-    if (r < 0)
-        return r;
-    weft__ready(s, co, 0);
-    weft__schedule(s);
-    return 0;
-}
-
 int weft_sleep_until(int64_t t)
 {
     weft_coro *co = weft__tls.current;

@@ -235,6 +235,8 @@ struct weft_sched {
                                  is freed after the switch away from it */
     uint8_t running;          /* inside weft_run/weft_run_once */
     uint8_t stop_req;
+    uint8_t inline_ok;        /* weft_run may start turns inline */
+    uint32_t inline_turns;    /* turns started inline since the loop ran */
     uint32_t in_hook;         /* hooks/handlers in progress: no blocking */
     struct weft__cbvec hooks;
     struct weft__cbvec err_handlers;
@@ -283,6 +285,11 @@ void weft__ready(weft_sched *s, weft_coro *co, int first);
  * unlinked (whatever wait list it was on) and wait_cancel called.
  */
 int weft__block(weft_sched *s, int64_t deadline);
+/* Block the current coroutine until weft__wake(): no deadline, and no
+ * check for an end or a pending raise (they still wake it, with their
+ * error).  For waits that must complete, such as weft_cond_wait()
+ * re-acquiring its mutex.  Returns the wake result. */
+int weft__block_nointr(weft_sched *s);
 /* Check whether the current coroutine may block; 0 if yes. */
 int weft__block_check(weft_sched *s, weft_coro **cur);
 /* Wake co if it is WAITING; its blocking call returns result. */

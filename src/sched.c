@@ -285,10 +285,42 @@ static weft_coro *next_of_turn(weft_sched *s)
     return n ? weft__container_of(n, weft_coro, link) : NULL;
 }
 
+/*
+ * The turn is over and the loop would have nothing to do but start the
+ * next one (no timer, no stop request, inside weft_run rather than
+ * weft_run_once): start it here, on the current stack, and save two
+ * switches through the loop's context.  At most INLINE_TURNS turns in a
+ * row are started this way, so the loop still gets control regularly.
+ * When the caller is the only coroutine ready, it continues without any
+ * switch.
+ */
+#define INLINE_TURNS 64
+
+static weft_coro *start_turn_inline(weft_sched *s, const weft_coro *from)
+{
+    /* With switch hooks the loop keeps its visible place between turns:
+     * hooks then see (from, NULL) and (NULL, to) as documented. */
+    if (!s->inline_ok || s->stop_req || s->heap.n ||
+        s->inline_turns >= INLINE_TURNS || s->hooks.n || from->ext)
+        return NULL;
+    s->inline_turns++;
+    for (int i = 0; i < WEFT_PRIO_LEVELS; i++)
+        weft__list_splice_back(&s->batch, &s->runq[i]);
+    return next_of_turn(s);
+}
+
 void weft__schedule(weft_sched *s)
 {
     weft_coro *from = s->current;
     weft_coro *to = next_of_turn(s);
+    if (!to) {
+        to = start_turn_inline(s, from);
+        if (to == from && to) {
+            /* The only ready coroutine is the caller: no switch at all. */
+            from->state = WEFT__RUNNING;
+            return;
+        }
+    }
     do_switch(s, from, to, 0);
 }
 
@@ -396,6 +428,32 @@ int weft__block(weft_sched *s, int64_t deadline)
     return co->wake_result;
 }
 
+/* weft_yield() lives here, next to the switch, so its fast path inlines. */
+int weft_yield(void)
+{
+    weft_coro *co = weft__tls.current;
+    if (!co)
+        return -EINVAL;
+    weft_sched *s = co->sched;
+    int r = weft__block_check(s, &co);
+    if (r < 0)
+        return r;
+    weft__ready(s, co, 0);
+    weft__schedule(s);
+    return 0;
+}
+
+int weft__block_nointr(weft_sched *s)
+{
+    weft_coro *co = s->current;
+    co->wait_cancel = NULL;
+    co->wake_result = 0;
+    co->state = WEFT__WAITING;
+    weft__schedule(s);
+    co->wait_obj = NULL;
+    return co->wake_result;
+}
+
 void weft__wake(weft_coro *co, int result)
 {
     if (co->state != WEFT__WAITING)
@@ -428,6 +486,7 @@ static int anything_ready(const weft_sched *s)
 
 static void run_turn(weft_sched *s)
 {
+    s->inline_turns = 0;
     for (int i = 0; i < WEFT_PRIO_LEVELS; i++)
         weft__list_splice_back(&s->batch, &s->runq[i]);
     weft_coro *co;
@@ -482,6 +541,7 @@ static int enter(weft_sched **sp)
         return -EINVAL;
     weft__tls.running = s;
     s->running = 1;
+    s->inline_ok = 0;
 #if defined(WEFT_TSAN)
     s->tsan_main = __tsan_get_current_fiber();
 #endif
@@ -508,6 +568,7 @@ int weft_run(weft_sched *s)
     int r = enter(&s);
     if (r < 0)
         return r;
+    s->inline_ok = 1; /* weft_run_once must end after one turn */
     for (;;) {
         if (!has_work(s)) {
             /* A stop request made before this run is used up by it. */

@@ -242,11 +242,7 @@ static void mutex_lock_nointr(weft_mutex *m, weft_coro *co)
     struct mwait w = {m->next_ticket++};
     for (;;) {
         mutex_enqueue(m, co, &w);
-        co->wait_cancel = NULL;
-        co->wake_result = 0;
-        co->state = WEFT__WAITING;
-        weft__schedule(m->sched);
-        co->wait_obj = NULL;
+        (void)weft__block_nointr(m->sched);
         if (co->wake_result < 0 && co->wake_result != -ECANCELED)
             latest = co->wake_result; /* interrupted by a raise */
         if (co->pending_err) {        /* raised after that, while ready */
