@@ -111,6 +111,14 @@ struct weft_sched_opts {
     int no_overflow_handler;    /**< Non-zero: do not install the SIGSEGV
                                      handler that names overflowing
                                      coroutines. */
+    int backend;                /**< enum weft_backend (weft/io.h);
+                                     0: automatic. */
+    int eintr;                  /**< Non-zero: a signal that interrupts
+                                     the scheduler's wait makes every
+                                     coroutine blocked in weft_fd_wait()
+                                     return -EINTR.  Zero (the default):
+                                     waits restart (greenhouse
+                                     set_ignore_interrupts(True)). */
 };
 
 /**
@@ -118,13 +126,23 @@ struct weft_sched_opts {
  * @param opts  Options, or NULL for all defaults.
  * @param out   Receives the new scheduler (set to NULL on failure).
  * @return 0.
- * @retval -EINVAL  out is NULL, or an option is out of range (unknown clock
- *                  or guard policy, stack size below 16 KiB or above 1 GiB).
+ * @retval -EINVAL  out is NULL, or an option is out of range (unknown clock,
+ *                  guard policy or backend, stack size below 16 KiB or
+ *                  above 1 GiB), or WEFT_BACKEND names an unknown backend.
+ * @retval -ENOSYS  the backend asked for is not available here.
  * @retval -ENOMEM  no memory.
  * @context Any thread; the scheduler then belongs to the calling thread.
  */
 WEFT_API int weft_sched_new(const struct weft_sched_opts *opts,
                             weft_sched **out);
+
+/**
+ * Change the EINTR policy of @p s at run time (greenhouse
+ * set_ignore_interrupts()): @p report non-zero makes interrupted fd waits
+ * return -EINTR, zero makes them restart.  See weft_sched_opts.eintr.
+ * @return 0, or -EINVAL for another thread's scheduler.
+ */
+WEFT_API int weft_sched_set_eintr(weft_sched *s, int report);
 
 /**
  * Free a scheduler and everything it still holds.  Coroutines that have
@@ -155,8 +173,9 @@ WEFT_API weft_sched *weft_sched_default(void);
 WEFT_API weft_sched *weft_sched_current(void);
 
 /**
- * Run the scheduler until no coroutine and no active callback timer is
- * left, or until weft_stop() is called.
+ * Run the scheduler until no coroutine, no active callback timer and no
+ * active readiness callback (weft_io_new()) is left, or until weft_stop()
+ * is called.
  * @return 0 when nothing is left, 1 when stopped by weft_stop() with work
  *         still pending.
  * @retval -EDEADLK coroutines remain but every one of them waits with
@@ -661,6 +680,7 @@ WEFT_API int weft_timer_free(weft_timer *t);
 /* Futures and synchronisation primitives (each header documents its part). */
 #include "weft/future.h"
 #include "weft/sync.h"
+#include "weft/io.h"
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 #include "weft.h"
 #include "ctx/ctx.h"
 #include "list.h"
+#include "poll/backend.h"
 
 #if defined(__GNUC__)
 #define weft__likely(x) __builtin_expect(!!(x), 1)
@@ -242,6 +243,12 @@ struct weft_sched {
     struct weft__cbvec err_handlers;
     struct weft__stackpool stacks;
     size_t default_stack;
+    struct weft__poller poller;
+    struct weft__fdrec *fds;  /* indexed by fd (io.c) */
+    struct weft__list ios;    /* every weft_io of this scheduler */
+    int nfds;
+    uint32_t io_waiters;      /* coroutines in fd waits + active watchers */
+    uint8_t eintr;            /* report EINTR to fd waiters */
     const void *owner;        /* identifies the owning thread */
 #if defined(WEFT_ASAN)
     const void *asan_main_bottom;
@@ -309,6 +316,13 @@ void weft__coro_exit(weft_coro *co, int status);
 int weft__coro_create(weft_sched *s, weft_fn fn, void *arg,
                       const struct weft_spawn_opts *opts, size_t extra,
                       void **extra_out, weft_coro **out);
+
+/* I/O (io.c): backend choice and the loop's poll step. */
+int weft__io_init(weft_sched *s, int backend);
+void weft__io_fini(weft_sched *s);
+/* Poll for up to timeout_ns (0: no waiting; -1: no limit) and wake what
+ * is ready; returns the number of fds reported or a negative errno. */
+int weft__io_poll(weft_sched *s, int64_t timeout_ns);
 
 /* Stack-overflow reporting (guard.c). */
 void weft__guard_thread_init(void);

@@ -62,6 +62,8 @@ int weft_sched_new(const struct weft_sched_opts *opts, weft_sched **out)
         return -EINVAL;
     if (o.stack_size && (o.stack_size < MIN_STACK || o.stack_size > MAX_STACK))
         return -EINVAL;
+    if (o.backend < WEFT_BACKEND_AUTO || o.backend > WEFT_BACKEND_POLL)
+        return -EINVAL;
 
     weft_sched *s = weft__calloc(1, sizeof *s);
     if (!s)
@@ -80,6 +82,13 @@ int weft_sched_new(const struct weft_sched_opts *opts, weft_sched **out)
     weft__stackpool_init(&s->stacks, o.guard,
                          o.stack_cache ? o.stack_cache : DEFAULT_CACHE);
     s->owner = &weft__tls;
+    s->eintr = o.eintr != 0;
+    int r = weft__io_init(s, o.backend);
+    if (r < 0) {
+        weft__stackpool_destroy(&s->stacks);
+        weft__free(s);
+        return r;
+    }
     if (!o.no_overflow_handler) {
         weft__guard_install();
         weft__guard_thread_init();
@@ -101,6 +110,7 @@ int weft_sched_free(weft_sched *s)
         weft__coro_release(s, co);
     }
     weft__timers_free_all(s);
+    weft__io_fini(s);
     weft__cbvec_free(&s->hooks);
     weft__cbvec_free(&s->err_handlers);
     weft__heap_free(&s->heap);
@@ -301,7 +311,8 @@ static weft_coro *start_turn_inline(weft_sched *s, const weft_coro *from)
     /* With switch hooks the loop keeps its visible place between turns:
      * hooks then see (from, NULL) and (NULL, to) as documented. */
     if (!s->inline_ok || s->stop_req || s->heap.n ||
-        s->inline_turns >= INLINE_TURNS || s->hooks.n || from->ext)
+        s->inline_turns >= INLINE_TURNS || s->hooks.n || from->ext ||
+        s->io_waiters)
         return NULL;
     s->inline_turns++;
     for (int i = 0; i < WEFT_PRIO_LEVELS; i++)
@@ -496,10 +507,17 @@ static void run_turn(weft_sched *s)
 
 /* Sleep (or jump a manual clock) for at most timeout ns (-1: until the
  * next timer); returns without waiting when nothing could end the wait. */
+/* Wait for I/O and the next deadline, capped by timeout (-1: no cap).
+ * Does not wait when something is ready or a stop is requested, but still
+ * polls I/O without waiting, so I/O gets its turn every iteration. */
 static void wait_phase(weft_sched *s, int64_t timeout)
 {
-    if (anything_ready(s) || s->stop_req)
+    int io = s->io_waiters > 0;
+    if (anything_ready(s) || s->stop_req) {
+        if (io)
+            (void)weft__io_poll(s, 0);
         return;
+    }
     int64_t now = weft__clock_now(s);
     int64_t t = -1;
     if (s->heap.n) {
@@ -509,17 +527,26 @@ static void wait_phase(weft_sched *s, int64_t timeout)
     }
     if (timeout >= 0 && (t < 0 || timeout < t))
         t = timeout;
-    if (t <= 0)
-        return; /* nothing to wait for, or no time to wait */
-    if (s->clock == WEFT_CLOCK_MANUAL) {
-        s->manual_now += t;
+    if (t == 0 || (t < 0 && !io)) {
+        /* No time to wait, or nothing could ever end the wait. */
+        if (io)
+            (void)weft__io_poll(s, 0);
         return;
     }
-    struct timespec ts;
-    ts.tv_sec = (time_t)(t / 1000000000LL);
-    ts.tv_nsec = (long)(t % 1000000000LL);
-    /* An interrupting signal just ends the wait early; the loop goes on. */
-    (void)nanosleep(&ts, NULL);
+    if (s->clock == WEFT_CLOCK_MANUAL) {
+        /* Jump the clock instead of sleeping, unless I/O is ready now or
+         * only I/O can end the wait. */
+        if (io) {
+            (void)weft__io_poll(s, t > 0 ? 0 : -1);
+            if (anything_ready(s))
+                return;
+        }
+        if (t > 0)
+            s->manual_now += t;
+        return;
+    }
+    /* A signal ends the wait early (-EINTR); the loop just goes on. */
+    (void)weft__io_poll(s, t);
 }
 
 static void iterate(weft_sched *s, int64_t timeout)
@@ -560,7 +587,9 @@ static void leave(weft_sched *s)
 
 static int has_work(const weft_sched *s)
 {
-    return s->alive > 0 || s->active_timers > 0;
+    /* io_waiters counts active readiness callbacks too (fd waiters are
+     * live coroutines anyway). */
+    return s->alive > 0 || s->active_timers > 0 || s->io_waiters > 0;
 }
 
 int weft_run(weft_sched *s)
@@ -582,7 +611,8 @@ int weft_run(weft_sched *s)
             r = has_work(s) ? 1 : 0;
             break;
         }
-        if (!anything_ready(s) && s->heap.n == 0 && has_work(s)) {
+        if (!anything_ready(s) && s->heap.n == 0 && s->io_waiters == 0 &&
+            has_work(s)) {
             /* Every coroutine waits and nothing (timer, I/O) can wake
              * any of them. */
             r = -EDEADLK;
