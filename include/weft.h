@@ -119,7 +119,16 @@ struct weft_sched_opts {
                                      return -EINTR.  Zero (the default):
                                      waits restart (greenhouse
                                      set_ignore_interrupts(True)). */
+    int64_t io_timeout;         /**< Default timeout in ns of the coroutine
+                                     I/O operations that take a timeout
+                                     argument of WEFT_TIMEOUT_DEFAULT
+                                     (cogen's default_timeout).  0: none. */
 };
+
+/** Timeout arguments of I/O operations: use the scheduler's io_timeout. */
+#define WEFT_TIMEOUT_DEFAULT (-2)
+/** Timeout arguments of I/O operations: no timeout, whatever the default. */
+#define WEFT_TIMEOUT_NONE (-1)
 
 /**
  * Create a scheduler.
@@ -143,6 +152,16 @@ WEFT_API int weft_sched_new(const struct weft_sched_opts *opts,
  * @return 0, or -EINVAL for another thread's scheduler.
  */
 WEFT_API int weft_sched_set_eintr(weft_sched *s, int report);
+
+/**
+ * Change the scheduler's default I/O timeout (see weft_sched_opts.
+ * io_timeout); 0 means none.
+ * @return 0, or -EINVAL for a negative value or another thread's scheduler.
+ */
+WEFT_API int weft_sched_set_io_timeout(weft_sched *s, int64_t timeout_ns);
+
+/** The scheduler's default I/O timeout in ns (0: none), or -EINVAL. */
+WEFT_API int64_t weft_sched_io_timeout(weft_sched *s);
 
 /**
  * Free a scheduler and everything it still holds.  Coroutines that have

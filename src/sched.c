@@ -62,7 +62,8 @@ int weft_sched_new(const struct weft_sched_opts *opts, weft_sched **out)
         return -EINVAL;
     if (o.stack_size && (o.stack_size < MIN_STACK || o.stack_size > MAX_STACK))
         return -EINVAL;
-    if (o.backend < WEFT_BACKEND_AUTO || o.backend > WEFT_BACKEND_POLL)
+    if (o.backend < WEFT_BACKEND_AUTO || o.backend > WEFT_BACKEND_POLL ||
+        o.io_timeout < 0)
         return -EINVAL;
 
     weft_sched *s = weft__calloc(1, sizeof *s);
@@ -83,6 +84,7 @@ int weft_sched_new(const struct weft_sched_opts *opts, weft_sched **out)
                          o.stack_cache ? o.stack_cache : DEFAULT_CACHE);
     s->owner = &weft__tls;
     s->eintr = o.eintr != 0;
+    s->io_timeout = o.io_timeout;
     int r = weft__io_init(s, o.backend);
     if (r < 0) {
         weft__stackpool_destroy(&s->stacks);
@@ -169,6 +171,21 @@ weft_sched *weft__sched_arg(weft_sched *s)
     if (!s)
         return weft_sched_current();
     return weft__owned(s) ? s : NULL;
+}
+
+int weft_sched_set_io_timeout(weft_sched *s, int64_t timeout_ns)
+{
+    s = weft__sched_arg(s);
+    if (!s || timeout_ns < 0)
+        return -EINVAL;
+    s->io_timeout = timeout_ns;
+    return 0;
+}
+
+int64_t weft_sched_io_timeout(weft_sched *s)
+{
+    s = weft__sched_arg(s);
+    return s ? s->io_timeout : -EINVAL;
 }
 
 int64_t weft_sched_count(weft_sched *s)

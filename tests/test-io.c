@@ -608,3 +608,18 @@ TEST(nonblock_helper)
     close(p[0]);
     close(p[1]);
 }
+
+TEST(default_io_timeout_option)
+{
+    struct weft_sched_opts o = {0};
+    weft_sched *s;
+    o.io_timeout = -5;
+    ASSERT_ERR(weft_sched_new(&o, &s), -EINVAL);
+    o.io_timeout = WEFT_MSEC(250);
+    ASSERT_OK(weft_sched_new(&o, &s));
+    ASSERT_EQ(weft_sched_io_timeout(s), WEFT_MSEC(250));
+    ASSERT_OK(weft_sched_set_io_timeout(s, 0));
+    ASSERT_EQ(weft_sched_io_timeout(s), 0);
+    ASSERT_ERR(weft_sched_set_io_timeout(s, -1), -EINVAL);
+    ASSERT_OK(weft_sched_free(s));
+}
