@@ -324,6 +324,32 @@ int weft_fd_nonblock(int fd)
     return 0;
 }
 
+int weft_sched_after_fork(weft_sched *s)
+{
+    s = weft__sched_arg(s);
+    if (!s)
+        return -EINVAL;
+    if (s->running)
+        return -EBUSY;
+    /* fini closes the inherited epoll fd without any epoll_ctl, so the
+     * parent's registrations are untouched. */
+    s->poller.ops->fini(&s->poller);
+    int r = s->poller.ops->init(&s->poller);
+    if (r < 0)
+        return r;
+    for (int fd = 0; fd < s->nfds; fd++) {
+        struct weft__fdrec *rec = &s->fds[fd];
+        if (!rec->init || !rec->armed)
+            continue;
+        if (s->poller.ops->set(&s->poller, fd, 0, rec->armed) < 0) {
+            /* Gone in the child: waiters learn it now. */
+            rec->armed = 0;
+            fail_waiters(rec, -EBADF);
+        }
+    }
+    return 0;
+}
+
 /* ----------------------------------------------------------------------
  * Readiness callbacks
  * ---------------------------------------------------------------------- */

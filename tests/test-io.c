@@ -623,3 +623,79 @@ TEST(default_io_timeout_option)
     ASSERT_ERR(weft_sched_set_io_timeout(s, -1), -EINVAL);
     ASSERT_OK(weft_sched_free(s));
 }
+
+/* --------------------------------------------------------- fork */
+
+#include <sys/wait.h>
+
+static int fork_child_reader(void *arg)
+{
+    struct rw *a = arg;
+    a->result = weft_fd_wait(a->fd, WEFT_IO_READ, -1);
+    if (a->result > 0)
+        ASSERT_EQ(read(a->fd, &a->got, 1), 1);
+    return 0;
+}
+
+TEST(after_fork_gives_the_child_a_working_scheduler)
+{
+    for (int b = 0; b < NB; b++) {
+        weft_sched *s = new_sched(backends[b], 0);
+        int p[2], q[2];
+        make_pipe(p);
+        make_pipe(q);
+        /* The parent watches p[0] with a coroutine suspended in a wait. */
+        struct rw r = {p[0], 0, -1, 0};
+        ASSERT_OK(weft_spawn(s, fork_child_reader, &r, NULL, NULL));
+        ASSERT_EQ(weft_run_once(s, 0), 1);
+        pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            /* Child: the suspended waiter survives; a new wait works; the
+             * parent's registration is not disturbed. */
+            if (weft_sched_after_fork(s) != 0)
+                _exit(10);
+            struct rw r2 = {q[0], 0, -1, 0};
+            if (weft_spawn(s, fork_child_reader, &r2, NULL, NULL) != 0)
+                _exit(11);
+            if (write(q[1], "c", 1) != 1 || write(p[1], "d", 1) != 1)
+                _exit(12);
+            if (weft_run(s) != 0)
+                _exit(13);
+            if (r2.got != 'c' || r.got != 'd')
+                _exit(14);
+            _exit(0);
+        }
+        int st;
+        ASSERT_EQ(waitpid(pid, &st, 0), pid);
+        ASSERT(WIFEXITED(st));
+        ASSERT_EQ(WEXITSTATUS(st), 0);
+        /* The child consumed 'd'; the parent's waiter still works. */
+        ASSERT_EQ(r.result, 0);
+        ASSERT_EQ(write(p[1], "e", 1), 1);
+        ASSERT_OK(weft_run(s));
+        ASSERT_EQ(r.got, 'e');
+        close(p[0]);
+        close(p[1]);
+        close(q[0]);
+        close(q[1]);
+        ASSERT_OK(weft_sched_free(s));
+    }
+}
+
+static int fork_in_coro(void *arg)
+{
+    int *r = arg;
+    *r = weft_sched_after_fork(NULL);
+    return 0;
+}
+
+TEST(after_fork_refuses_a_running_scheduler)
+{
+    weft_sched *s = new_sched(WEFT_BACKEND_AUTO, 0);
+    int r = 0;
+    ASSERT_OK(weft_spawn(s, fork_in_coro, &r, NULL, NULL));
+    ASSERT_OK(weft_run(s));
+    ASSERT_EQ(r, -EBUSY);
+    ASSERT_OK(weft_sched_free(s));
+}

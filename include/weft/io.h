@@ -11,6 +11,9 @@
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
 
+#include <signal.h>
+#include <sys/signalfd.h>
+
 #include "../weft.h"
 
 #ifdef __cplusplus
@@ -87,6 +90,51 @@ WEFT_API const char *weft_backend_name(weft_sched *s);
  * @retval -EINVAL      a scheduler of another thread.
  */
 WEFT_API int weft_backend_fd(weft_sched *s);
+
+/**
+ * Give @p s a fresh backend in a child process after fork() (greenhouse
+ * reset_poller()).  Call it in the child before using the scheduler: the
+ * child shares the parent's epoll instance until then, and changing it
+ * would change the parent's.  The old backend object is closed (in the
+ * child only) and every fd weft was watching is registered with a new
+ * one.  What survives in the child: coroutines (suspended where they
+ * were), callback timers and deadlines (the monotonic clock continues),
+ * fd waits and readiness callbacks.  What does not: threads (the child has
+ * only the one that called fork), so pending name resolutions fail.
+ * @return 0, or the negative errno of creating the new backend.
+ * @retval -EBUSY   called while s is running.
+ * @retval -EINVAL  another thread's scheduler.
+ */
+WEFT_API int weft_sched_after_fork(weft_sched *s);
+
+/* ----------------------------------------------------------------------
+ * Signals as events
+ * ---------------------------------------------------------------------- */
+
+/**
+ * Block the signals of @p set in the calling thread, so they are
+ * delivered only through weft_signal_wait().  Call it early, before
+ * creating threads (they inherit the mask), or the kernel may deliver a
+ * process-wide signal to another thread.
+ * @return 0 or a negative errno.
+ */
+WEFT_API int weft_signal_block(const sigset_t *set);
+
+/**
+ * Wait for one of the signals of @p set (signalfd), with a deadline.  The
+ * signals are blocked in the calling thread first (weft_signal_block());
+ * one already pending is returned at once.  Several coroutines may wait on
+ * overlapping sets: each signal is delivered to one of them.
+ * @param info  Receives details (sender pid, value ...); may be NULL.
+ * @return The signal number.
+ * @retval -ETIMEDOUT  the deadline passed.
+ * @retval -EINVAL     set NULL, outside a coroutine, or deadline < -1.
+ * @retval -ECANCELED  ended; or a raised error; or -EMFILE etc. from
+ *                     signalfd().
+ * @context Coroutine only.
+ */
+WEFT_API int weft_signal_wait(const sigset_t *set, int64_t deadline,
+                              struct signalfd_siginfo *info);
 
 /* ----------------------------------------------------------------------
  * Readiness callbacks (asycamore's dispatch targets): no coroutine.
