@@ -700,6 +700,7 @@ WEFT_API int weft_timer_free(weft_timer *t);
 #include "weft/future.h"
 #include "weft/sync.h"
 #include "weft/io.h"
+#include "weft/dispatch.h"
 
 #ifdef __cplusplus
 }

@@ -484,8 +484,11 @@ void weft__coro_exit(weft_coro *co, int status)
     co->state = WEFT__DONE;
     s->alive--;
     cancel_raises(s, co);
-    if (status < 0 && !((co->flags & WEFT__F_ENDED) && status == -ECANCELED))
+    if (status < 0 && !((co->flags & WEFT__F_ENDED) && status == -ECANCELED)) {
+        if (!s->first_failure)
+            s->first_failure = status;
         (void)weft__coro_report(co, status);
+    }
     if (co->joiner)
         weft__wake(co->joiner, 0);
 }

@@ -250,6 +250,8 @@ struct weft_sched {
     uint32_t io_waiters;      /* coroutines in fd waits + active watchers */
     uint8_t eintr;            /* report EINTR to fd waiters */
     int64_t io_timeout;       /* default I/O operation timeout, 0: none */
+    int first_failure;        /* first failure status since the dispatch
+                                 began (weft_dispatch_once), 0: none */
     const void *owner;        /* identifies the owning thread */
 #if defined(WEFT_ASAN)
     const void *asan_main_bottom;
