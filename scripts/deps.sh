@@ -19,7 +19,8 @@ gcc          the default C compiler; its ASan/UBSan/TSan runtimes
 libc6-dev    C library headers (gcc only recommends them)
 clang        the second compiler (make clang)
 valgrind     memcheck (make valgrind) and <valgrind/valgrind.h> stack registration
-pkg-config   the install smoke test (weft.pc)
+pkg-config   the install smoke test (weft.pc), finding GLib
+libglib2.0-dev  GLib main loop: the embedding example and its test
 '
 
 # Only with --aarch64 (make aarch64): cross-build and run the tests under qemu.
