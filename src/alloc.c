@@ -26,6 +26,16 @@ void weft__test_fail_alloc(long n, int sticky)
     fail_sticky = sticky;
 }
 
+/* Test hook: blocks obtained through these functions and not yet freed,
+ * on this thread (a leak check that works whatever malloc caches). */
+static _Thread_local long live_allocs;
+
+long weft__test_live_allocs(void);
+long weft__test_live_allocs(void)
+{
+    return live_allocs;
+}
+
 static int should_fail(void)
 {
     if (weft__likely(fail_countdown < 0))
@@ -41,21 +51,28 @@ static int should_fail(void)
 
 void *weft__malloc(size_t n)
 {
-    return should_fail() ? NULL : malloc(n);
+    void *r = should_fail() ? NULL : malloc(n);
+    live_allocs += r != NULL;
+    return r;
 }
 
 void *weft__calloc(size_t n, size_t m)
 {
-    return should_fail() ? NULL : calloc(n, m);
+    void *r = should_fail() ? NULL : calloc(n, m);
+    live_allocs += r != NULL;
+    return r;
 }
 
 void *weft__realloc(void *p, size_t n)
 {
-    return should_fail() ? NULL : realloc(p, n);
+    void *r = should_fail() ? NULL : realloc(p, n);
+    live_allocs += !p && r;
+    return r;
 }
 
 void weft__free(void *p)
 {
+    live_allocs -= p != NULL;
     free(p);
 }
 

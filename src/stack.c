@@ -284,10 +284,13 @@ static void release_stack(const struct weft__stack *st)
 void weft__stack_free(struct weft__stackpool *p, const struct weft__stack *st)
 {
     struct weft__stack_class *c = find_class(p, st->size, 0);
-    if (!(st->flags & WEFT__STACK_GUARDED)) {
+    if (!(st->flags & WEFT__STACK_GUARDED) && !weft__stack_canary_ok(st)) {
         /* Keep the canary valid for the next user: a stack handed back
          * after a clean run has it intact; this only matters if an
-         * overflow was missed. */
+         * overflow was missed.  Written only when needed: the bottom page
+         * of a stack that never went deep is the shared zero page (the
+         * canary checks only read it), and a write would give every
+         * stack a private page there. */
         memset(st->lo, 0, WEFT__CANARY_BYTES);
     }
     if (c && c->nwarm < p->cache) {

@@ -15,15 +15,25 @@ struct weft_timer {
     int64_t repeat;
 };
 
+/* The first point due + k*repeat (k >= 1) after now: grid points already
+ * passed are skipped, not fired in a burst.  Saturates at INT64_MAX (and
+ * computes in unsigned arithmetic, so no step of it can overflow). */
+static int64_t next_grid_point(int64_t due, int64_t repeat, int64_t now)
+{
+    uint64_t behind = now > due ? (uint64_t)now - (uint64_t)due : 0;
+    uint64_t k = behind / (uint64_t)repeat + 1;
+    uint64_t room = (uint64_t)INT64_MAX - (uint64_t)due;
+    if (k > room / (uint64_t)repeat)
+        return INT64_MAX;
+    return (int64_t)((uint64_t)due + k * (uint64_t)repeat);
+}
+
 static void fire(weft_sched *s, struct weft__tnode *n)
 {
     weft_timer *t = weft__container_of(n, weft_timer, node);
     if (t->repeat > 0) {
-        /* Next point of the grid, skipping those already passed. */
-        int64_t now = weft__clock_now(s);
-        int64_t due = t->node.due + t->repeat;
-        if (due <= now)
-            due += ((now - due) / t->repeat + 1) * t->repeat;
+        int64_t due = next_grid_point(t->node.due, t->repeat,
+                                      weft__clock_now(s));
         if (weft__timer_add(s, &t->node, due) < 0) {
             /* The heap cannot grow: the timer stops rather than lying. */
             s->active_timers--;

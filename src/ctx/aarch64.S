@@ -11,6 +11,9 @@
  *   0: x19 x20  16: x21 x22  32: x23 x24  48: x25 x26  64: x27 x28
  *   80: x29 x30  96: d8 d9  112: d10 d11  128: d12 d13  144: d14 d15
  *   160: fpcr  168: unused
+ * Every suspended context has this layout, so the CFI (which describes
+ * every saved register) stays true on whichever stack is current and
+ * debuggers can unwind through a switch, as on x86_64.
  */
     .text
 
@@ -24,17 +27,35 @@ weft__ctx_switch:
     sub     sp, sp, #176
     .cfi_adjust_cfa_offset 176
     stp     x19, x20, [sp, #0]
+    .cfi_rel_offset x19, 0
+    .cfi_rel_offset x20, 8
     stp     x21, x22, [sp, #16]
+    .cfi_rel_offset x21, 16
+    .cfi_rel_offset x22, 24
     stp     x23, x24, [sp, #32]
+    .cfi_rel_offset x23, 32
+    .cfi_rel_offset x24, 40
     stp     x25, x26, [sp, #48]
+    .cfi_rel_offset x25, 48
+    .cfi_rel_offset x26, 56
     stp     x27, x28, [sp, #64]
+    .cfi_rel_offset x27, 64
+    .cfi_rel_offset x28, 72
     stp     x29, x30, [sp, #80]
     .cfi_rel_offset x29, 80
     .cfi_rel_offset x30, 88
     stp     d8, d9, [sp, #96]
+    .cfi_rel_offset d8, 96
+    .cfi_rel_offset d9, 104
     stp     d10, d11, [sp, #112]
+    .cfi_rel_offset d10, 112
+    .cfi_rel_offset d11, 120
     stp     d12, d13, [sp, #128]
+    .cfi_rel_offset d12, 128
+    .cfi_rel_offset d13, 136
     stp     d14, d15, [sp, #144]
+    .cfi_rel_offset d14, 144
+    .cfi_rel_offset d15, 152
     mrs     x9, fpcr
     str     x9, [sp, #160]
 
