@@ -19,8 +19,11 @@ gcc          the default C compiler; its ASan/UBSan/TSan runtimes
 libc6-dev    C library headers (gcc only recommends them)
 clang        the second compiler (make clang)
 valgrind     memcheck (make valgrind) and <valgrind/valgrind.h> stack registration
+libsqlite3-dev  SQLite: the doorbell example (examples/doorbell_sqlite.c) and its test
+sqlite3      the SQLite shell, for trying the doorbell example by hand
 pkg-config   the install smoke test (weft.pc), finding GLib
 libglib2.0-dev  GLib main loop: the embedding example and its test
+liburing-dev    the io_uring backend (probed at run time; epoll otherwise)
 '
 
 # Only with --aarch64 (make aarch64): cross-build and run the tests under qemu.

@@ -326,6 +326,15 @@ void weft__io_fini(weft_sched *s);
 /* Poll for up to timeout_ns (0: no waiting; -1: no limit) and wake what
  * is ready; returns the number of fds reported or a negative errno. */
 int weft__io_poll(weft_sched *s, int64_t timeout_ns);
+/* Whether the backend is a proactor (has submit/cancel). */
+int weft__io_proactor(const weft_sched *s);
+/* Submit op (fields set by the caller) and block the current coroutine
+ * until it completes or the deadline passes (-1: none).  Returns the
+ * operation's result (>= 0 or its negative errno), or -ETIMEDOUT, a raised
+ * error or -ECANCELED when interrupted before it completed.  An operation
+ * that completed despite the interruption reports its result, so no data
+ * is lost; a raised error is then kept for the next blocking call. */
+int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline);
 
 /* Stack-overflow reporting (guard.c). */
 void weft__guard_thread_init(void);

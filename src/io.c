@@ -50,6 +50,10 @@ struct weft_io {
 
 static const struct weft__backend_ops *backend_by_name(const char *n)
 {
+#if defined(WEFT_HAVE_URING)
+    if (!strcmp(n, "io_uring") || !strcmp(n, "uring"))
+        return &weft__uring_ops;
+#endif
     if (!strcmp(n, "epoll"))
         return &weft__epoll_ops;
     if (!strcmp(n, "poll"))
@@ -60,6 +64,9 @@ static const struct weft__backend_ops *backend_by_name(const char *n)
 int weft__io_init(weft_sched *s, int backend)
 {
     static const struct weft__backend_ops *const order[] = {
+#if defined(WEFT_HAVE_URING)
+        &weft__uring_ops,
+#endif
         &weft__epoll_ops, &weft__poll_ops,
     };
     const struct weft__backend_ops *want = NULL;
@@ -68,14 +75,20 @@ int weft__io_init(weft_sched *s, int backend)
         want = &weft__epoll_ops;
     else if (backend == WEFT_BACKEND_POLL)
         want = &weft__poll_ops;
-    else if (backend != WEFT_BACKEND_AUTO)
+    else if (backend == WEFT_BACKEND_URING) {
+#if defined(WEFT_HAVE_URING)
+        want = &weft__uring_ops;
+#else
+        return -ENOSYS; /* built without liburing */
+#endif
+    } else if (backend != WEFT_BACKEND_AUTO)
         return -EINVAL;
     if (!want) {
         const char *env = getenv("WEFT_BACKEND");
         if (env && *env) {
             want = backend_by_name(env);
             if (!want)
-                return -EINVAL;
+                return strcmp(env, "io_uring") ? -EINVAL : -ENOSYS;
         }
     }
     if (want) {
@@ -448,6 +461,64 @@ int weft_io_free(weft_io *w)
 int weft_io_fd(const weft_io *w)
 {
     return w ? w->fd : -EINVAL;
+}
+
+/* ----------------------------------------------------------------------
+ * Proactor operations
+ * ---------------------------------------------------------------------- */
+
+void weft__op_done(weft_sched *s, struct weft__op *op, int res)
+{
+    (void)s;
+    op->res = res;
+    op->done = 1;
+    weft__wake(op->co, 0);
+}
+
+int weft__io_proactor(const weft_sched *s)
+{
+    return s->poller.ops->submit != NULL;
+}
+
+int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline)
+{
+    weft_coro *co;
+    int r = weft__block_check(s, &co);
+    if (r < 0)
+        return r;
+    op->done = 0;
+    op->co = co;
+    r = s->poller.ops->submit(&s->poller, op);
+    if (r < 0)
+        return r;
+    s->io_waiters++;
+    co->wait_obj = op;
+    r = weft__block(s, deadline);
+    if (!op->done) {
+        /* Interrupted (deadline, raise, end): the kernel may still be
+         * using the buffers, so cancel and wait for the completion, which
+         * comes either as -ECANCELED or as the operation's real result. */
+        int late = 0;
+        s->poller.ops->cancel(&s->poller, op);
+        while (!op->done) {
+            int w = weft__block_nointr(s);
+            if (w < 0 && !op->done)
+                late = w; /* raised meanwhile: keep it for later */
+        }
+        if (late && late != -ECANCELED)
+            co->pending_err = late;
+        if (op->res >= 0 || op->res != -ECANCELED) {
+            /* It completed after all: its result stands (no data lost);
+             * a raised error waits for the next blocking call. */
+            if (r != -ETIMEDOUT && r != -ECANCELED)
+                co->pending_err = r;
+            r = op->res;
+        }
+    } else {
+        r = op->res;
+    }
+    s->io_waiters--;
+    return r;
 }
 
 /* ----------------------------------------------------------------------

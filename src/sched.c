@@ -62,7 +62,7 @@ int weft_sched_new(const struct weft_sched_opts *opts, weft_sched **out)
         return -EINVAL;
     if (o.stack_size && (o.stack_size < MIN_STACK || o.stack_size > MAX_STACK))
         return -EINVAL;
-    if (o.backend < WEFT_BACKEND_AUTO || o.backend > WEFT_BACKEND_POLL ||
+    if (o.backend < WEFT_BACKEND_AUTO || o.backend > WEFT_BACKEND_URING ||
         o.io_timeout < 0)
         return -EINVAL;
 

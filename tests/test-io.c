@@ -12,8 +12,10 @@
 
 #include "test.h"
 
-static const int backends[] = {WEFT_BACKEND_EPOLL, WEFT_BACKEND_POLL};
-#define NB ((int)(sizeof backends / sizeof backends[0]))
+#include "backends.h"
+
+static int backends[3];
+#define NB weft_test_backends(backends)
 
 static weft_sched *new_sched(int backend, int manual)
 {
@@ -452,6 +454,16 @@ TEST(backend_choice)
     ASSERT_STR_EQ(weft_backend_name(s), "poll");
     ASSERT_ERR(weft_backend_fd(s), -EOPNOTSUPP);
     ASSERT_OK(weft_sched_free(s));
+    if (weft_test_backends(backends) == 3) {
+        s = new_sched(WEFT_BACKEND_URING, 0);
+        ASSERT_STR_EQ(weft_backend_name(s), "io_uring");
+        ASSERT_GE(weft_backend_fd(s), 0);
+        ASSERT_OK(weft_sched_free(s));
+        ASSERT_OK(setenv("WEFT_BACKEND", "io_uring", 1));
+        s = new_sched(WEFT_BACKEND_AUTO, 0);
+        ASSERT_STR_EQ(weft_backend_name(s), "io_uring");
+        ASSERT_OK(weft_sched_free(s));
+    }
     o.backend = 99;
     ASSERT_ERR(weft_sched_new(&o, &s), -EINVAL);
     /* The environment picks the backend when the option says auto. */
@@ -464,7 +476,10 @@ TEST(backend_choice)
     ASSERT_ERR(weft_sched_new(&o, &s), -EINVAL);
     ASSERT_OK(unsetenv("WEFT_BACKEND"));
     s = new_sched(WEFT_BACKEND_AUTO, 0);
-    ASSERT_STR_EQ(weft_backend_name(s), "epoll");
+    int avail[3];
+    /* Automatic: io_uring where available, else epoll. */
+    ASSERT_STR_EQ(weft_backend_name(s), weft_test_backends(avail) == 3
+                                            ? "io_uring" : "epoll");
     ASSERT_OK(weft_sched_free(s));
 }
 
@@ -697,5 +712,101 @@ TEST(after_fork_refuses_a_running_scheduler)
     ASSERT_OK(weft_spawn(s, fork_in_coro, &r, NULL, NULL));
     ASSERT_OK(weft_run(s));
     ASSERT_EQ(r, -EBUSY);
+    ASSERT_OK(weft_sched_free(s));
+}
+
+/* --------------------------------------------------------- proactor */
+
+#include "internal.h"
+
+struct opcase {
+    int fd;
+    int64_t deadline;
+    char buf[8];
+    int result;
+};
+
+static int op_reader(void *arg)
+{
+    struct opcase *c = arg;
+    struct weft__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = WEFT__OP_READ;
+    op.fd = c->fd;
+    op.buf = c->buf;
+    op.len = sizeof c->buf;
+    op.off = -1;
+    c->result = weft__io_op(weft_coro_sched(weft_self()), &op, c->deadline);
+    return 0;
+}
+
+static weft_sched *uring_or_skip(int manual)
+{
+    int avail[3];
+    if (weft_test_backends(avail) < 3)
+        return NULL;
+    return new_sched(WEFT_BACKEND_URING, manual);
+}
+
+TEST(proactor_read_completes)
+{
+    weft_sched *s = uring_or_skip(0);
+    if (!s)
+        SKIP("io_uring unavailable here");
+    ASSERT(weft__io_proactor(s));
+    int p[2];
+    make_pipe(p);
+    struct opcase c = {p[0], -1, {0}, 0};
+    ASSERT_OK(weft_spawn(s, op_reader, &c, NULL, NULL));
+    ASSERT_EQ(weft_run_once(s, 0), 1);
+    ASSERT_EQ(write(p[1], "hey", 3), 3);
+    ASSERT_OK(weft_run(s));
+    ASSERT_EQ(c.result, 3);
+    ASSERT_STR_EQ(c.buf, "hey");
+    close(p[0]);
+    close(p[1]);
+    ASSERT_OK(weft_sched_free(s));
+}
+
+TEST(proactor_deadline_cancels_the_operation)
+{
+    weft_sched *s = uring_or_skip(1);
+    if (!s)
+        SKIP("io_uring unavailable here");
+    int p[2];
+    make_pipe(p);
+    struct opcase c = {p[0], WEFT_SEC(2), {0}, 0};
+    ASSERT_OK(weft_spawn(s, op_reader, &c, NULL, NULL));
+    ASSERT_OK(weft_run(s));
+    ASSERT_EQ(c.result, -ETIMEDOUT);
+    ASSERT_EQ(weft_now(s), WEFT_SEC(2));
+    /* The cancelled read is gone: this byte stays in the pipe. */
+    ASSERT_EQ(write(p[1], "z", 1), 1);
+    ASSERT_EQ(weft_run_once(s, 0), 0);
+    char ch;
+    ASSERT_EQ(read(p[0], &ch, 1), 1);
+    ASSERT_EQ(ch, 'z');
+    close(p[0]);
+    close(p[1]);
+    ASSERT_OK(weft_sched_free(s));
+}
+
+TEST(proactor_end_cancels_the_operation)
+{
+    weft_sched *s = uring_or_skip(0);
+    if (!s)
+        SKIP("io_uring unavailable here");
+    int p[2];
+    make_pipe(p);
+    struct opcase c = {p[0], -1, {0}, 0};
+    weft_coro *co;
+    ASSERT_OK(weft_spawn(s, op_reader, &c, NULL, &co));
+    ASSERT_EQ(weft_run_once(s, 0), 1);
+    ASSERT_OK(weft_end(co));
+    ASSERT_OK(weft_run(s));
+    ASSERT_EQ(c.result, -ECANCELED);
+    ASSERT_OK(weft_reap(co, NULL));
+    close(p[0]);
+    close(p[1]);
     ASSERT_OK(weft_sched_free(s));
 }

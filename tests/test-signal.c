@@ -7,8 +7,10 @@
 
 #include "test.h"
 
-static const int backends[] = {WEFT_BACKEND_EPOLL, WEFT_BACKEND_POLL};
-#define NB ((int)(sizeof backends / sizeof backends[0]))
+#include "backends.h"
+
+static int backends[3];
+#define NB weft_test_backends(backends)
 
 struct sw {
     sigset_t set;

@@ -27,10 +27,15 @@ extern "C" {
 
 /** Backends for weft_sched_opts.backend (0: automatic). */
 enum weft_backend {
-    WEFT_BACKEND_AUTO = 0, /**< WEFT_BACKEND env var if set, else the best
-                                available: epoll, then poll. */
+    WEFT_BACKEND_AUTO = 0,  /**< WEFT_BACKEND env var ("io_uring", "epoll"
+                                 or "poll") if set, else the best available:
+                                 io_uring where the kernel allows it (and
+                                 weft was built with liburing), else epoll,
+                                 else poll. */
     WEFT_BACKEND_EPOLL = 1,
-    WEFT_BACKEND_POLL = 2
+    WEFT_BACKEND_POLL = 2,
+    WEFT_BACKEND_URING = 3  /**< a proactor: the coroutine I/O calls submit
+                                 their operations to the ring */
 };
 
 /**
@@ -74,7 +79,7 @@ WEFT_API int weft_fd_close(int fd);
 WEFT_API int weft_fd_nonblock(int fd);
 
 /**
- * The name of the backend @p s uses: "epoll" or "poll".
+ * The name of the backend @p s uses: "io_uring", "epoll" or "poll".
  * @return A static string, or NULL for a scheduler of another thread.
  */
 WEFT_API const char *weft_backend_name(weft_sched *s);
@@ -86,6 +91,7 @@ WEFT_API const char *weft_backend_name(weft_sched *s);
  * times (not only inside weft_run) and for the scheduler's lifetime; do
  * not close it.
  * @return The fd.
+ * (For io_uring it is the ring's fd, readable when completions wait.)
  * @retval -EOPNOTSUPP  the backend has none (poll).
  * @retval -EINVAL      a scheduler of another thread.
  */

@@ -16,6 +16,41 @@
 
 struct weft__poller;
 
+/*
+ * A completion-based operation (proactor backends only).  The caller owns
+ * it and its buffers until weft__op_done() has been called for it: even a
+ * cancelled operation completes (with -ECANCELED, or with its result if it
+ * finished first).
+ */
+enum weft__op_kind {
+    WEFT__OP_READ = 1, /* read(fd, buf, len) at off (-1: file position) */
+    WEFT__OP_WRITE,
+    WEFT__OP_READV,    /* buf is a struct iovec *, len the count */
+    WEFT__OP_WRITEV,
+    WEFT__OP_RECV,     /* recv(fd, buf, len, flags) */
+    WEFT__OP_SEND,
+    WEFT__OP_ACCEPT,   /* accept4(fd, addr, addrlenp, flags) */
+    WEFT__OP_CONNECT   /* connect(fd, addr, addrlen) */
+};
+
+struct weft__op {
+    uint8_t kind;
+    uint8_t done;          /* set by weft__op_done() */
+    int fd;
+    int flags;
+    void *buf;
+    size_t len;
+    int64_t off;
+    void *addr;            /* struct sockaddr * */
+    uint32_t addrlen;      /* connect */
+    uint32_t *addrlenp;    /* accept (socklen_t *) */
+    int res;               /* the result: >= 0 or a negative errno */
+    void *co;              /* the waiting coroutine */
+};
+
+/* Called by a proactor backend's wait() for each completed operation. */
+void weft__op_done(weft_sched *s, struct weft__op *op, int res);
+
 /* Called by wait() once per ready fd, with WEFT_IO_* bits (ERR and HUP
  * are reported as WEFT_IO_ERROR). */
 typedef void (*weft__ready_fn)(weft_sched *s, int fd, uint32_t revents);
@@ -38,6 +73,11 @@ struct weft__backend_ops {
     /* A file descriptor that polls readable when wait() would report
      * something, or a negative errno when the backend has none. */
     int (*fd)(struct weft__poller *p);
+    /* Proactor backends only (NULL otherwise): start op, completed later
+     * through weft__op_done(); 0 or a negative errno (then it will not
+     * complete).  cancel asks for an early completion of a started op. */
+    int (*submit)(struct weft__poller *p, struct weft__op *op);
+    void (*cancel)(struct weft__poller *p, struct weft__op *op);
 };
 
 struct weft__poller {
@@ -47,5 +87,8 @@ struct weft__poller {
 
 extern const struct weft__backend_ops weft__epoll_ops;
 extern const struct weft__backend_ops weft__poll_ops;
+#if defined(WEFT_HAVE_URING)
+extern const struct weft__backend_ops weft__uring_ops;
+#endif
 
 #endif /* WEFT_POLL_BACKEND_H */
