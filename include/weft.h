@@ -92,7 +92,9 @@ enum weft_clock {
 enum weft_guard {
     WEFT_GUARD_AUTO = 0,  /**< Guard pages while the process has mappings to
                                spare (a budget derived from vm.max_map_count),
-                               canary checks beyond it.  The default. */
+                               canary checks beyond it, and also when the
+                               kernel refuses a guard-page mapping.  The
+                               default. */
     WEFT_GUARD_PAGES = 1, /**< Always a guard page; spawning fails with
                                -ENOMEM when the kernel refuses the mapping. */
     WEFT_GUARD_CANARY = 2 /**< Never a guard page: stacks are carved from
@@ -106,8 +108,8 @@ struct weft_sched_opts {
     size_t stack_size;          /**< Default coroutine stack size in bytes
                                      (rounded up to pages). 0: 64 KiB. */
     int guard;                  /**< enum weft_guard. */
-    size_t stack_cache;         /**< Free stacks kept warm for reuse.
-                                     0: 256. */
+    size_t stack_cache;         /**< Free stacks kept warm for reuse, per
+                                     stack size.  0: 256. */
     int no_overflow_handler;    /**< Non-zero: do not install the SIGSEGV
                                      handler that names overflowing
                                      coroutines. */
@@ -683,7 +685,11 @@ WEFT_API int weft_timer_again(weft_timer *t);
 /** Whether @p t is active: 1 or 0 (0 for NULL). */
 WEFT_API int weft_timer_active(const weft_timer *t);
 
-/** Set the repeat period used by the next firing/weft_timer_again().
+/** Set the repeat period (libuv's uv_timer_set_repeat): it takes effect
+ *  when the next deadline is computed, i.e. after the next firing, or at
+ *  weft_timer_again().  Called from the timer's own callback, the deadline
+ *  that follows was already computed with the old period; and a one-shot
+ *  timer does not start repeating until it is started again.
  *  @return 0 or -EINVAL (NULL, negative). */
 WEFT_API int weft_timer_set_repeat(weft_timer *t, int64_t repeat_ns);
 
@@ -699,7 +705,10 @@ WEFT_API int weft_timer_free(weft_timer *t);
 /* Futures and synchronisation primitives (each header documents its part). */
 #include "weft/future.h"
 #include "weft/sync.h"
+#include "weft/coop.h"
 #include "weft/io.h"
+#include "weft/doorbell.h"
+#include "weft/net.h"
 #include "weft/dispatch.h"
 
 #ifdef __cplusplus
