@@ -30,8 +30,10 @@ enum weft_backend {
     WEFT_BACKEND_AUTO = 0,  /**< WEFT_BACKEND env var ("io_uring", "epoll"
                                  or "poll") if set, else the best available:
                                  io_uring where the kernel allows it (and
-                                 weft was built with liburing), else epoll,
-                                 else poll. */
+                                 weft was built with liburing, and the
+                                 program is not running under Valgrind,
+                                 which stalls other threads during io_uring
+                                 waits), else epoll, else poll. */
     WEFT_BACKEND_EPOLL = 1,
     WEFT_BACKEND_POLL = 2,
     WEFT_BACKEND_URING = 3  /**< a proactor: the coroutine I/O calls submit
