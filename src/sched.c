@@ -267,8 +267,12 @@ static void after_switch(weft_sched *s)
 /* Switch from `from` (NULL: the loop) to `to` (NULL: the loop). */
 static weft_coro *next_of_turn(weft_sched *s);
 
-static void do_switch(weft_sched *s, weft_coro *from, weft_coro *to,
-                      int dying)
+/* noinline on purpose: this must stay the single call site of
+ * weft__ctx_switch, so that the switch's ret is predicted (see the comment
+ * at the top of src/ctx/x86_64.S). */
+__attribute__((noinline)) static void do_switch(weft_sched *s,
+                                                weft_coro *from,
+                                                weft_coro *to, int dying)
 {
     while (weft__unlikely(s->hooks.n || (from && from->ext) ||
                           (to && to->ext))) {
