@@ -82,8 +82,7 @@ clang: deps
 # under qemu-user.
 aarch64:
 	@$(DEPS) --aarch64
-	$(call configure_and_build,build-aarch64,$(RELEASE) -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/aarch64-linux-gnu.cmake)
-	$(call run_tests,build-aarch64)
+	bash scripts/test-aarch64.sh --all
 
 # Every test case under valgrind memcheck (own build dir: memcheck needs a
 # longer per-case timeout).  Fails on any error or definite leak.
