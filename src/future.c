@@ -224,6 +224,21 @@ int weft_future_then(weft_future *f, weft_future_fn fn, void *arg)
     return 0;
 }
 
+int weft_future_unthen(weft_future *f, weft_future_fn fn, void *arg)
+{
+    if (!mine(f) || !fn)
+        return -EINVAL;
+    /* Only callbacks that have not run yet can be taken back; the slot is
+     * blanked, not removed, so a dispatch in progress is not disturbed. */
+    for (uint32_t i = f->cbnext; i < f->ncb; i++) {
+        if (f->cbs[i].fn == fn && f->cbs[i].arg == arg) {
+            f->cbs[i].fn = NULL;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
 /* ----------------------------------------------------------------------
  * Deciding
  * ---------------------------------------------------------------------- */

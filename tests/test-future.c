@@ -1297,3 +1297,45 @@ TEST(gather_out_of_memory)
     ASSERT_OK(weft_sched_free(s));
     ASSERT_EQ(weft__test_live_allocs(), base);
 }
+
+static void unthen_cb(weft_future *f, void *arg)
+{
+    (void)f;
+    ++*(int *)arg;
+}
+
+static void unthen_other(weft_future *f, void *arg)
+{
+    /* Runs first and takes back the callback queued after it. */
+    (void)arg;
+    ASSERT_OK(weft_future_unthen(f, unthen_cb, arg));
+}
+
+TEST(unthen_takes_back_a_pending_callback)
+{
+    weft_sched *s;
+    weft_future *f;
+    int a = 0, b = 0;
+    ASSERT_OK(weft_sched_new(NULL, &s));
+    ASSERT_OK(weft_future_new(s, &f));
+    ASSERT_OK(weft_future_then(f, unthen_cb, &a));
+    ASSERT_OK(weft_future_then(f, unthen_cb, &b));
+    ASSERT_OK(weft_future_unthen(f, unthen_cb, &a));
+    ASSERT_ERR(weft_future_unthen(f, unthen_cb, &a), -ENOENT);
+    ASSERT_ERR(weft_future_unthen(f, NULL, &a), -EINVAL);
+    ASSERT_ERR(weft_future_unthen(NULL, unthen_cb, &a), -EINVAL);
+    ASSERT_OK(weft_future_resolve(f, NULL));
+    ASSERT_EQ(a, 0);
+    ASSERT_EQ(b, 1);
+    ASSERT_ERR(weft_future_unthen(f, unthen_cb, &b), -ENOENT); /* ran */
+    weft_future_release(f);
+    /* From a callback of the same future, during dispatch. */
+    int c = 0;
+    ASSERT_OK(weft_future_new(s, &f));
+    ASSERT_OK(weft_future_then(f, unthen_other, &c));
+    ASSERT_OK(weft_future_then(f, unthen_cb, &c));
+    ASSERT_OK(weft_future_resolve(f, NULL));
+    ASSERT_EQ(c, 0);
+    weft_future_release(f);
+    ASSERT_OK(weft_sched_free(s));
+}

@@ -174,6 +174,17 @@ WEFT_API int weft_future_wait(weft_future *f, int64_t deadline, void **value);
 WEFT_API int weft_future_then(weft_future *f, weft_future_fn fn, void *arg);
 
 /**
+ * Take back a callback added with weft_future_then() that has not run yet
+ * (the first one added with this fn and arg), for an owner that goes away
+ * before the future is decided.
+ * @return 0.
+ * @retval -ENOENT  no such callback is waiting (never added, or it ran).
+ * @retval -EINVAL  f or fn NULL, or f belongs to another thread.
+ * @context The future's thread; also from a callback of f.
+ */
+WEFT_API int weft_future_unthen(weft_future *f, weft_future_fn fn, void *arg);
+
+/**
  * Gather "all of" (Twisted's gatherResults / DeferredList with
  * fireOnOneErrback): a new future that resolves with the value NULL once
  * every input has resolved, or fails with the error of the first input to
