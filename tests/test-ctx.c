@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -1087,5 +1089,47 @@ TEST(backtrace_stops_at_context_entry)
     /* bt_fn, fiber_entry, the trampoline: a few frames, not 128. */
     ASSERT_GE(st.n, 2);
     ASSERT_LT(st.n, 16);
+    fiber_free(f);
+}
+
+/* ----------------------------------------------------------------------
+ * The signal mask belongs to the thread, not to a context.
+ * ---------------------------------------------------------------------- */
+
+static int usr1_blocked(void)
+{
+    sigset_t cur;
+    ASSERT_OK(pthread_sigmask(SIG_SETMASK, NULL, &cur));
+    return sigismember(&cur, SIGUSR1);
+}
+
+static void mask_fn(struct fiber *self)
+{
+    int *seen = self->arg;
+    seen[0] = usr1_blocked(); /* blocked by main before the first entry */
+    fiber_switch(self, &main_fiber);
+    seen[1] = usr1_blocked(); /* main unblocked it meanwhile */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    ASSERT_OK(pthread_sigmask(SIG_BLOCK, &set, NULL)); /* seen by main */
+}
+
+TEST(signal_mask_is_the_threads_not_the_contexts)
+{
+    int seen[2] = {-1, -1};
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    ASSERT_OK(pthread_sigmask(SIG_BLOCK, &set, &old));
+    struct fiber *f = fiber_new(64 * 1024, mask_fn, seen);
+    fiber_switch(&main_fiber, f);
+    ASSERT_EQ(seen[0], 1);
+    ASSERT_OK(pthread_sigmask(SIG_UNBLOCK, &set, NULL));
+    fiber_switch(&main_fiber, f);
+    ASSERT(f->done);
+    ASSERT_EQ(seen[1], 0);
+    ASSERT_EQ(usr1_blocked(), 1);
+    ASSERT_OK(pthread_sigmask(SIG_SETMASK, &old, NULL));
     fiber_free(f);
 }

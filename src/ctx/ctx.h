@@ -12,9 +12,14 @@
 #include <stddef.h>
 
 #if defined(WEFT_CTX_UCONTEXT)
+#include <fenv.h>
+#include <setjmp.h>
 #include <ucontext.h>
 typedef struct weft__ctx {
-    ucontext_t uc;
+    sigjmp_buf jb;  /* where a suspended context resumes */
+    femode_t fm;    /* its floating-point control modes */
+    ucontext_t uc;  /* only to enter a new context the first time */
+    int fresh;      /* made, never entered */
 } weft__ctx;
 #else
 typedef struct weft__ctx {

@@ -1,23 +1,45 @@
 /*
- * ucontext.c - portable context switch on makecontext/swapcontext.
+ * ucontext.c - portable context switch: makecontext to create,
+ * sigsetjmp/siglongjmp to switch (QEMU's coroutine-ucontext approach).
  *
  * The fallback for ABIs without an assembly switch (build with
- * WEFT_CTX=ucontext).  swapcontext saves and restores the signal mask, a
- * system call per switch, so it is one to two orders of magnitude slower
- * than the assembly versions; it is kept for portability and tested in CI.
+ * WEFT_CTX=ucontext).  swapcontext is not used to switch: it saves and
+ * restores the signal mask, which costs a system call per switch and, worse,
+ * makes the mask a property of each coroutine, so a coroutine that blocks a
+ * signal (weft_signal_wait does) would see it unblocked again after the next
+ * switch.  sigsetjmp(buf, 0) leaves the mask alone: it stays the thread's.
+ * A new context is entered once with setcontext, after copying the thread's
+ * current mask into it for the same reason.
+ *
+ * sigsetjmp does not keep the floating-point control modes (rounding, the
+ * x87 control word, MXCSR control bits), which the ABI has callers rely on
+ * across a call; fegetmode/fesetmode keep them per context, as the
+ * assembly switches do, and a new context starts with the default modes.
  */
 #include "ctx/ctx.h"
 
 #if defined(WEFT_CTX_UCONTEXT)
 
+#include <fenv.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 void weft__ctx_switch(weft__ctx *from, weft__ctx *to)
 {
-    if (swapcontext(&from->uc, &to->uc) != 0)
-        abort(); /* only fails for invalid contexts: state is corrupt */
+    (void)fegetmode(&from->fm);
+    if (sigsetjmp(from->jb, 0) != 0) {
+        (void)fesetmode(&from->fm); /* resumed: our modes back */
+        return;
+    }
+    if (to->fresh) {
+        to->fresh = 0;
+        (void)pthread_sigmask(SIG_SETMASK, NULL, &to->uc.uc_sigmask);
+        setcontext(&to->uc);
+        abort(); /* setcontext only returns on failure */
+    }
+    siglongjmp(to->jb, 1);
 }
 
 /* makecontext passes int arguments only: split the pointers in halves. */
@@ -27,6 +49,7 @@ static void uc_entry(unsigned int fhi, unsigned int flo, unsigned int ahi,
     void (*entry)(void *) = (void (*)(void *))(uintptr_t)(
         ((uint64_t)fhi << 32) | (uint64_t)flo);
     void *arg = (void *)(uintptr_t)(((uint64_t)ahi << 32) | (uint64_t)alo);
+    (void)fesetmode(FE_DFL_MODE);
     entry(arg);
     abort(); /* entry must not return */
 }
@@ -44,6 +67,7 @@ void weft__ctx_make(weft__ctx *ctx, void *lo, size_t size,
     makecontext(&ctx->uc, (void (*)(void))uc_entry, 4,
                 (unsigned int)(f >> 32), (unsigned int)f,
                 (unsigned int)(a >> 32), (unsigned int)a);
+    ctx->fresh = 1;
 }
 
 #else
