@@ -40,7 +40,7 @@ define run_tests
 	$(CTEST) --test-dir $(1) --output-on-failure -j $(TEST_JOBS) $(CTEST_ARGS)
 endef
 
-.PHONY: all build deps demo test asan tsan ucontext clang aarch64 valgrind \
+.PHONY: all build deps demo test bench asan tsan ucontext clang aarch64 valgrind \
         install clean help
 
 all: build
@@ -78,6 +78,12 @@ clang: deps
 	$(call configure_and_build,build-clang,$(RELEASE) -DCMAKE_C_COMPILER=$(CLANG))
 	$(call run_tests,build-clang)
 
+# Benchmarks (bench/README.md): optimised build, each program run once.
+bench:
+	@$(DEPS)
+	$(call configure_and_build,build-bench,-DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2" -DWEFT_BUILD_BENCH=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF)
+	@for b in build-bench/bench/bench-*; do echo "== $$b"; $$b || exit 1; done
+
 # Cross-built for aarch64 (the other assembly context switch), tests run
 # under qemu-user.
 aarch64:
@@ -107,6 +113,7 @@ help:
 	@echo "make tsan      TSan build and tests in build-tsan/"
 	@echo "make ucontext  ucontext context-switch backend, tests in build-ucontext/"
 	@echo "make clang     clang build and tests in build-clang/"
+	@echo "make bench     build and run the benchmarks (bench/README.md)"
 	@echo "make aarch64   cross-build for aarch64, tests under qemu (build-aarch64/)"
 	@echo "make valgrind  every test case under valgrind memcheck (build-valgrind/)"
 	@echo "make install   install into PREFIX (default /usr/local)"
