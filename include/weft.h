@@ -707,6 +707,7 @@ WEFT_API int weft_timer_free(weft_timer *t);
 #include "weft/sync.h"
 #include "weft/coop.h"
 #include "weft/io.h"
+#include "weft/doorbell.h"
 #include "weft/dispatch.h"
 
 #ifdef __cplusplus
