@@ -708,6 +708,7 @@ WEFT_API int weft_timer_free(weft_timer *t);
 #include "weft/coop.h"
 #include "weft/io.h"
 #include "weft/doorbell.h"
+#include "weft/net.h"
 #include "weft/dispatch.h"
 
 #ifdef __cplusplus

@@ -24,6 +24,10 @@ sqlite3      the SQLite shell, for trying the doorbell example by hand
 pkg-config   the install smoke test (weft.pc), finding GLib
 libglib2.0-dev  GLib main loop: the embedding example and its test
 liburing-dev    the io_uring backend (probed at run time; epoll otherwise)
+curl            a real HTTP client for the examples/http test
+wrk             an HTTP load generator for the examples/http test
+gdb             the test of the gdb extension tools/weft-gdb.py (tests/gdb)
+libclang-rt-14-dev  libFuzzer for clang 14: the fuzz/ harnesses (make fuzz)
 '
 
 # Only with --aarch64 (make aarch64): cross-build and run the tests under qemu.
