@@ -30,6 +30,8 @@
 
 #include "internal.h"
 
+_Static_assert(sizeof(socklen_t) == sizeof(uint32_t), "accept op passes socklen_t * as uint32_t *");
+
 /* ----------------------------------------------------------------------
  * Timeouts
  * ---------------------------------------------------------------------- */
@@ -255,13 +257,64 @@ static ssize_t attempt(struct xfer *x)
     }
 }
 
-/* Attempt, and wait whenever it would block. */
+/*
+ * With a proactor backend (io_uring), an attempt that would block is not
+ * followed by a readiness wait and a retry: the operation itself goes to
+ * the kernel, which completes it when it can (weft__io_op), and its
+ * result is that of the attempt.  Returns the bytes moved or a negative
+ * errno, or WOULD_WAIT when the caller should wait for readiness instead:
+ * a readiness backend, or an operation kept off the ring (writes to pipes
+ * and writev on sockets, which could raise SIGPIPE from the kernel side
+ * where weft cannot catch it).
+ */
+#define WOULD_WAIT (-EAGAIN)
+
+static ssize_t submit_xfer(struct xfer *x, struct tmo *t)
+{
+    struct weft__op op;
+    if (!weft__io_proactor(t->s))
+        return WOULD_WAIT;
+    memset(&op, 0, sizeof op);
+    op.fd = x->fd;
+    op.off = -1;
+    op.buf = x->buf;
+    op.len = x->len;
+    switch (x->kind) {
+    case K_READ:
+    case K_RECV:
+        op.kind = x->plain ? WEFT__OP_READ : WEFT__OP_RECV;
+        op.flags = x->plain ? 0 : x->flags;
+        break;
+    case K_READV:
+        op.kind = WEFT__OP_READV;
+        op.buf = (void *)(uintptr_t)x->iov;
+        op.len = (size_t)x->iovcnt;
+        break;
+    case K_WRITE:
+    case K_SEND:
+        if (x->plain)
+            return WOULD_WAIT;
+        op.kind = WEFT__OP_SEND;
+        op.flags = x->flags | MSG_NOSIGNAL;
+        break;
+    default:
+        return WOULD_WAIT;
+    }
+    ssize_t r = weft__io_op(t->s, &op, tmo_deadline(t));
+    return r == -EAGAIN ? -EIO : r; /* never ask to wait after a real op */
+}
+
+/* Attempt, and wait (or hand the operation to the kernel) whenever it
+ * would block. */
 static ssize_t xfer_once(struct xfer *x, struct tmo *t)
 {
     uint32_t ev = is_write(x->kind) ? WEFT_IO_WRITE : WEFT_IO_READ;
     for (;;) {
         ssize_t n = attempt(x);
         if (n != -EAGAIN)
+            return n;
+        n = submit_xfer(x, t);
+        if (n != WOULD_WAIT)
             return n;
         int r = tmo_wait(t, x->fd, ev);
         if (r < 0)
@@ -393,6 +446,8 @@ static ssize_t loop_buf(enum kind k, int fd, char *buf, size_t len,
         x.buf = buf + got;
         x.len = len - got;
         ssize_t n = attempt(&x);
+        if (n == -EAGAIN)
+            n = submit_xfer(&x, &t);
         if (n > 0) {
             got += (size_t)n;
             set_done(done, got);
@@ -401,11 +456,13 @@ static ssize_t loop_buf(enum kind k, int fd, char *buf, size_t len,
         }
         if (n == 0 && k == K_READ)
             return -EPIPE; /* end of file before len bytes */
-        if (n < 0 && n != -EAGAIN)
+        if (n < 0 && n != WOULD_WAIT)
             return n;
-        r = tmo_wait(&t, fd, ev);
-        if (r < 0)
-            return r;
+        if (n == WOULD_WAIT) {
+            r = tmo_wait(&t, fd, ev);
+            if (r < 0)
+                return r;
+        }
     }
     return (ssize_t)len;
 }
@@ -632,7 +689,28 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
             *addrlen = room;
         if (e == EINTR || accept_skippable(e))
             continue;
-        if (e == EAGAIN || e == EWOULDBLOCK) {
+        if ((e == EAGAIN || e == EWOULDBLOCK) && weft__io_proactor(t.s)) {
+            /* Hand the accept to the kernel (io_uring) and take its
+             * result as this attempt's. */
+            struct weft__op op;
+            memset(&op, 0, sizeof op);
+            op.kind = WEFT__OP_ACCEPT;
+            op.fd = fd;
+            op.addr = addr;
+            op.addrlenp = (uint32_t *)(void *)addrlen;
+            op.flags = SOCK_CLOEXEC | SOCK_NONBLOCK;
+            c = weft__io_op(t.s, &op, tmo_deadline(&t));
+            if (c >= 0)
+                return c;
+            e = -c;
+            if (e == ETIMEDOUT || e == ECANCELED || e == EBADF || e == EINTR ||
+                !(accept_skippable(e) || e == EMFILE || e == ENFILE ||
+                  e == ENOBUFS || e == ENOMEM || e == EAGAIN))
+                return c;
+            if (accept_skippable(e) || e == EAGAIN)
+                continue;
+            r = backoff(&t, &bo, c);
+        } else if (e == EAGAIN || e == EWOULDBLOCK) {
             r = tmo_wait(&t, fd, WEFT_IO_READ);
         } else if (e == EMFILE || e == ENFILE || e == ENOBUFS ||
                    e == ENOMEM) {

@@ -26,6 +26,7 @@
 
 struct weft__fdrec {
     struct weft__list waiters; /* struct fdwait, in arrival order */
+    struct weft__list ops;     /* proactor operations in flight */
     weft_io *watch;
     uint32_t armed;            /* interest registered with the backend */
     uint8_t always;            /* the backend refused it: always ready */
@@ -37,6 +38,7 @@ struct fdwait {
     struct weft__list link;
     weft_coro *co;
     uint32_t events;
+    int fd;                    /* for weft_dump() and tools/weft-gdb.py */
 };
 
 struct weft_io {
@@ -177,6 +179,7 @@ static struct weft__fdrec *rec_of(weft_sched *s, int fd, int grow)
             if (!grow)
                 return NULL;
             weft__list_init(&r->waiters);
+            weft__list_init(&r->ops);
             r->init = 1;
         }
         return r;
@@ -186,11 +189,14 @@ static struct weft__fdrec *rec_of(weft_sched *s, int fd, int grow)
     int n = s->nfds ? s->nfds : 64;
     while (n <= fd)
         n *= 2;
-    /* The waiter lists are circular through their heads, which move with
-     * the array: note the empty ones now, re-point the others after. */
+    /* The waiter and op lists are circular through their heads, which
+     * move with the array: note the empty ones now, re-point the others
+     * after.  Bit 1 of init: waiters empty; bit 2: ops empty. */
     for (int i = 0; i < s->nfds; i++)
         if (s->fds[i].init)
-            s->fds[i].init = weft__list_empty(&s->fds[i].waiters) ? 2 : 1;
+            s->fds[i].init = (uint8_t)(1 |
+                (weft__list_empty(&s->fds[i].waiters) ? 2 : 0) |
+                (weft__list_empty(&s->fds[i].ops) ? 4 : 0));
     struct weft__fdrec *t = weft__realloc(s->fds, (size_t)n * sizeof *t);
     if (!t) {
         for (int i = 0; i < s->nfds; i++)
@@ -199,15 +205,23 @@ static struct weft__fdrec *rec_of(weft_sched *s, int fd, int grow)
         return NULL;
     }
     for (int i = 0; i < s->nfds; i++) {
+        if (!t[i].init)
+            continue;
         struct weft__list *h = &t[i].waiters;
-        if (t[i].init == 2) {
+        if (t[i].init & 2) {
             weft__list_init(h);
-        } else if (t[i].init) {
+        } else {
             h->next->prev = h;
             h->prev->next = h;
         }
-        if (t[i].init)
-            t[i].init = 1;
+        h = &t[i].ops;
+        if (t[i].init & 4) {
+            weft__list_init(h);
+        } else {
+            h->next->prev = h;
+            h->prev->next = h;
+        }
+        t[i].init = 1;
     }
     memset(&t[s->nfds], 0, (size_t)(n - s->nfds) * sizeof *t);
     s->fds = t;
@@ -286,6 +300,7 @@ int weft_fd_wait(int fd, uint32_t events, int64_t deadline)
     struct fdwait w;
     w.co = co;
     w.events = events;
+    w.fd = fd;
     weft__list_push_back(&rec->waiters, &w.link);
     co->wait_obj = &w;
     co->wait_cancel = fdwait_cancel;
@@ -308,6 +323,19 @@ static void fail_waiters(struct weft__fdrec *rec, int err)
     }
 }
 
+/* Ask the kernel to end every operation in flight on rec early; their
+ * waiters get `reason` unless the operation completed first. */
+static void cancel_ops(weft_sched *s, struct weft__fdrec *rec, int reason)
+{
+    for (struct weft__list *l = rec->ops.next; l != &rec->ops; l = l->next) {
+        struct weft__op *op = weft__container_of(l, struct weft__op, link);
+        if (!op->reason) {
+            op->reason = reason;
+            s->poller.ops->cancel(&s->poller, op);
+        }
+    }
+}
+
 int weft_fd_forget(weft_sched *s, int fd)
 {
     s = weft__sched_arg(s);
@@ -317,6 +345,7 @@ int weft_fd_forget(weft_sched *s, int fd)
     if (!rec)
         return 0;
     fail_waiters(rec, -EBADF);
+    cancel_ops(s, rec, -EBADF);
     if (rec->watch) {
         if (rec->watch->events)
             s->io_waiters--;
@@ -500,11 +529,16 @@ int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline)
     int r = weft__block_check(s, &co);
     if (r < 0)
         return r;
+    struct weft__fdrec *rec = rec_of(s, op->fd, 1);
+    if (!rec)
+        return -ENOMEM;
     op->done = 0;
     op->co = co;
+    op->reason = 0;
     r = s->poller.ops->submit(&s->poller, op);
     if (r < 0)
         return r;
+    weft__list_push_back(&rec->ops, &op->link);
     s->io_waiters++;
     co->wait_obj = op;
     r = weft__block(s, deadline);
@@ -531,6 +565,9 @@ int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline)
     } else {
         r = op->res;
     }
+    if (r == -ECANCELED && op->reason)
+        r = op->reason; /* weft_fd_forget/close or a reported EINTR */
+    weft__list_remove(&op->link);
     s->io_waiters--;
     return r;
 }
@@ -573,9 +610,12 @@ int weft__io_poll(weft_sched *s, int64_t timeout_ns)
 {
     int r = s->poller.ops->wait(&s->poller, timeout_ns, on_ready, s);
     if (r == -EINTR && s->eintr) {
-        for (int fd = 0; fd < s->nfds; fd++)
-            if (s->fds[fd].init)
+        for (int fd = 0; fd < s->nfds; fd++) {
+            if (s->fds[fd].init) {
                 fail_waiters(&s->fds[fd], -EINTR);
+                cancel_ops(s, &s->fds[fd], -EINTR);
+            }
+        }
     }
     return r;
 }

@@ -19,8 +19,11 @@
 
 #include "test.h"
 
-static const int backends[] = {WEFT_BACKEND_EPOLL, WEFT_BACKEND_POLL};
-#define NB ((int)(sizeof backends / sizeof backends[0]))
+#include "backends.h"
+
+/* Every case runs on each backend available here (io_uring included). */
+static int backends[3];
+#define NB weft_test_backends(backends)
 
 static weft_sched *new_sched(int backend, int manual)
 {

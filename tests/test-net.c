@@ -36,8 +36,11 @@ extern int (*weft__net_gai_hook)(const char *node, const char *service,
                                  struct addrinfo **res);
 extern atomic_int weft__net_resolvers;
 
-static const int backends[] = {WEFT_BACKEND_EPOLL, WEFT_BACKEND_POLL};
-#define NB ((int)(sizeof backends / sizeof backends[0]))
+#include "backends.h"
+
+/* Every case runs on each backend available here (io_uring included). */
+static int backends[3];
+#define NB weft_test_backends(backends)
 
 static weft_sched *new_sched(int backend, int manual)
 {

@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "list.h"
 #include "weft.h"
 
 struct weft__poller;
@@ -46,6 +47,8 @@ struct weft__op {
     uint32_t *addrlenp;    /* accept (socklen_t *) */
     int res;               /* the result: >= 0 or a negative errno */
     void *co;              /* the waiting coroutine */
+    int reason;            /* why weft cancelled it (-EBADF, -EINTR), 0 */
+    struct weft__list link; /* in its fd's list of operations in flight */
 };
 
 /* Called by a proactor backend's wait() for each completed operation. */
