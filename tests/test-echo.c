@@ -93,7 +93,7 @@ static void round_trip(int fd, const char *msg)
 
 TEST(echo_serves_a_separate_client_and_stops_on_sigterm)
 {
-    struct server sv;
+    struct server sv = {0, NULL, 0};
     char rest[1024];
     start(&sv, "0");
     int a = dial(sv.port), b = dial(sv.port);
@@ -115,7 +115,7 @@ TEST(echo_serves_a_separate_client_and_stops_on_sigterm)
 
 TEST(echo_stops_on_sigint)
 {
-    struct server sv;
+    struct server sv = {0, NULL, 0};
     char rest[1024];
     start(&sv, "0");
     int a = dial(sv.port);

@@ -80,7 +80,7 @@ TEST(curl_keep_alive_static_and_file)
 {
     if (!have("curl"))
         SKIP("curl is not installed (scripts/deps.sh installs it)");
-    struct server sv;
+    struct server sv = {0, NULL, 0};
     char cmd[1024], out[4096], rest[512];
     start(&sv, "/etc/os-release");
     /* Two requests, one connection: the second reuses it (0 new). */
@@ -114,7 +114,7 @@ TEST(wrk_load_for_one_second)
 {
     if (!have("wrk"))
         SKIP("wrk is not installed (scripts/deps.sh installs it)");
-    struct server sv;
+    struct server sv = {0, NULL, 0};
     char cmd[1024], out[4096], rest[512];
     start(&sv, NULL);
     snprintf(cmd, sizeof cmd,
