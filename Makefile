@@ -13,6 +13,8 @@ CLANG ?= clang
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 TEST_JOBS ?= 2
+# Seconds each libFuzzer harness runs in `make fuzz`.
+FUZZ_SECONDS ?= 60
 # Extra arguments for every configure / every ctest run.
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
@@ -41,7 +43,7 @@ define run_tests
 endef
 
 .PHONY: all build deps demo test bench asan tsan ucontext clang aarch64 valgrind \
-        install clean help
+        fuzz install clean help
 
 all: build
 
@@ -96,6 +98,14 @@ valgrind: deps
 	$(call configure_and_build,build-valgrind,$(RELEASE) -DWEFT_TEST_TIMEOUT=600)
 	bash scripts/memcheck.sh build-valgrind -j $(TEST_JOBS) $(CTEST_ARGS)
 
+# The libFuzzer harnesses of fuzz/ (clang, ASan+UBSan, own build dir),
+# each run for FUZZ_SECONDS; fails on any finding (fuzz/run.sh).
+fuzz: deps
+	$(call configure_and_build,build-fuzz,$(DEBUG) -DCMAKE_C_COMPILER=$(CLANG) \
+	  -DWEFT_SANITIZE=address$(comma)undefined -DWEFT_BUILD_FUZZ=ON \
+	  -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF)
+	bash fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
 # make install PREFIX=/opt/weft   (DESTDIR=... is honoured too)
 install: deps
 	$(call configure_and_build,$(BUILD),$(RELEASE) -DCMAKE_INSTALL_PREFIX="$(PREFIX)")
@@ -103,7 +113,7 @@ install: deps
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-ucontext build-clang \
-	       build-aarch64 build-valgrind
+	       build-aarch64 build-valgrind build-fuzz
 
 help:
 	@echo "make [build]   deps, configure and build in build/ (-O2 -g, assertions on)"
@@ -116,6 +126,7 @@ help:
 	@echo "make bench     build and run the benchmarks (bench/README.md)"
 	@echo "make aarch64   cross-build for aarch64, tests under qemu (build-aarch64/)"
 	@echo "make valgrind  every test case under valgrind memcheck (build-valgrind/)"
+	@echo "make fuzz      libFuzzer harnesses, FUZZ_SECONDS (60) each (build-fuzz/)"
 	@echo "make install   install into PREFIX (default /usr/local)"
 	@echo "make clean     remove every build directory"
-	@echo "Variables: PREFIX JOBS TEST_JOBS CMAKE_ARGS CTEST_ARGS CLANG DEPS"
+	@echo "Variables: PREFIX JOBS TEST_JOBS CMAKE_ARGS CTEST_ARGS CLANG DEPS FUZZ_SECONDS"

@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -125,6 +126,10 @@ struct weft_sched_opts {
                                      I/O operations that take a timeout
                                      argument of WEFT_TIMEOUT_DEFAULT
                                      (cogen's default_timeout).  0: none. */
+    int64_t watchdog_ns;        /**< Report a coroutine that runs longer
+                                     than this (ns of real time) without
+                                     yielding; 0: no watchdog.  See
+                                     weft_sched_set_watchdog(). */
 };
 
 /** Timeout arguments of I/O operations: use the scheduler's io_timeout. */
@@ -139,9 +144,11 @@ struct weft_sched_opts {
  * @return 0.
  * @retval -EINVAL  out is NULL, or an option is out of range (unknown clock,
  *                  guard policy or backend, stack size below 16 KiB or
- *                  above 1 GiB), or WEFT_BACKEND names an unknown backend.
+ *                  above 1 GiB, negative io_timeout or watchdog_ns), or
+ *                  WEFT_BACKEND names an unknown backend.
  * @retval -ENOSYS  the backend asked for is not available here.
  * @retval -ENOMEM  no memory.
+ * @retval -EAGAIN  the watchdog thread (watchdog_ns) could not be started.
  * @context Any thread; the scheduler then belongs to the calling thread.
  */
 WEFT_API int weft_sched_new(const struct weft_sched_opts *opts,
@@ -201,6 +208,7 @@ WEFT_API weft_sched *weft_sched_current(void);
  *         still pending.
  * @retval -EDEADLK coroutines remain but every one of them waits with
  *                  nothing that could ever wake it (no timer, no I/O).
+ *                  weft_dump() then lists them and what each waits on.
  * @retval -EINVAL  s belongs to another thread, or this thread is already
  *                  inside a run of a scheduler (runs do not nest).
  * @retval -ENOMEM  the scheduler could not be created (s NULL).
@@ -701,6 +709,86 @@ WEFT_API int64_t weft_timer_due(const weft_timer *t);
  * @return 0 or -EINVAL.
  */
 WEFT_API int weft_timer_free(weft_timer *t);
+
+/* ======================================================================
+ * Debugging
+ * ====================================================================== */
+
+/**
+ * Write a human-readable report on @p s to @p out: one header line (the
+ * coroutine, ready, timer and I/O-waiter counts and the clock), then one
+ * line per coroutine not yet released, in spawn order, with its id, name,
+ * state (new, ready, running, waiting, done), priority, stack size and
+ * what it waits on: a deadline ("sleeping until T"), an fd ("fd N for
+ * read"), a coroutine ("joining #id"), or a synchronisation object,
+ * future or channel (its kind and address).  When every remaining
+ * coroutine waits for something nothing can wake (no coroutine ready, no
+ * timer, no I/O waiter, no active readiness callback: the condition under
+ * which weft_run() returns -EDEADLK) it ends with a deadlock report
+ * naming each of them.  The format is for people (docs/reliability.md
+ * shows it) and may gain detail; programs should not parse it.
+ * @param s    Scheduler, or NULL for the current one.
+ * @param out  Where to write (e.g. stderr).
+ * @return The number of coroutines named in the deadlock report, 0 when
+ *         there is no deadlock.
+ * @retval -EINVAL  out is NULL, or s belongs to another thread.
+ * @retval -EIO     writing to out failed (ferror(out) is set).
+ * @context The owning thread, anywhere: outside the scheduler, in a
+ *          coroutine, a callback, a hook or a failure handler.  It does
+ *          not block and does not change the scheduler.
+ */
+WEFT_API int weft_dump(weft_sched *s, FILE *out);
+
+/**
+ * A watchdog report: coroutine @p id, named @p name ("" if unnamed), has
+ * run for at least @p ran_ns ns of real time without yielding.  Called on
+ * the scheduler's watchdog thread, while that coroutine is still running
+ * on the scheduler's own thread: it must not call weft functions on @p s
+ * or touch the coroutine; it may log, set an atomic flag, or abort().
+ */
+typedef void (*weft_watchdog_fn)(weft_sched *s, uint64_t id, const char *name,
+                                 int64_t ran_ns, void *arg);
+
+/**
+ * Turn the watchdog of @p s on, change its threshold, or turn it off
+ * (weft_sched_opts.watchdog_ns sets it at creation).  While on, a thread
+ * of the scheduler's own samples, several times per threshold, a counter
+ * the scheduler bumps at every switch; a coroutine seen running for more
+ * than @p threshold_ns without a switch (an infinite loop, a blocking
+ * system call, a long computation) is reported once per stall, by the
+ * function set with weft_sched_set_watchdog_fn(), else by one line on
+ * stderr:
+ *
+ *     weft: watchdog: coroutine #7 'parser' has run for 212 ms without yielding
+ *
+ * Detection does not need the coroutine's cooperation.  It is precise to
+ * about a quarter of the threshold.  Time spent in the loop itself
+ * (callbacks, waiting for I/O) is never reported.  Off, the cost is one
+ * predictable branch per switch; on, a few stores per switch and a thread
+ * that wakes 4 times per threshold.  The thread is started when the
+ * watchdog is turned on and joined when it is turned off or the scheduler
+ * is freed.  It does not survive fork(): in a child, turn the watchdog off
+ * (which then only frees it) and on again.
+ * @param threshold_ns  > 0 to turn on or change; 0 to turn off.
+ * @return 0.
+ * @retval -EINVAL  threshold_ns < 0, or s belongs to another thread.
+ * @retval -EAGAIN  the thread could not be started.
+ * @retval -ENOMEM  no memory.
+ * @context The owning thread, anywhere.
+ */
+WEFT_API int weft_sched_set_watchdog(weft_sched *s, int64_t threshold_ns);
+
+/**
+ * Set the function that receives watchdog reports (NULL: the default
+ * line on stderr).  It takes effect for the next report, whether the
+ * watchdog is on yet or not (a report already under way on the watchdog
+ * thread may still reach the previous function).
+ * @return 0.
+ * @retval -EINVAL  s belongs to another thread.
+ * @context The owning thread, anywhere.
+ */
+WEFT_API int weft_sched_set_watchdog_fn(weft_sched *s, weft_watchdog_fn fn,
+                                        void *arg);
 
 /* Futures and synchronisation primitives (each header documents its part). */
 #include "weft/future.h"

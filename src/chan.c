@@ -33,6 +33,7 @@ struct weft_chan {
 };
 
 struct cwait {
+    weft_chan *ch; /* first: weft_dump() reads it (WEFT__WAIT_CHAN_*) */
     void *item;
 };
 
@@ -153,8 +154,9 @@ int weft_chan_send(weft_chan *ch, void *item, int64_t deadline)
         return -EPIPE;
     if (send_now(ch, item) == 0)
         return 0;
-    struct cwait w = {item};
+    struct cwait w = {ch, item};
     /* 0: a receiver took the item, or moved it into the buffer. */
+    co->wait_kind = WEFT__WAIT_CHAN_SEND;
     return weft__wait_on(ch->sched, co, &ch->sendq, &w, deadline);
 }
 
@@ -170,7 +172,8 @@ int weft_chan_recv(weft_chan *ch, void **item, int64_t deadline)
         return 0;
     if (ch->closed)
         return -EPIPE;
-    struct cwait w = {NULL};
+    struct cwait w = {ch, NULL};
+    co->wait_kind = WEFT__WAIT_CHAN_RECV;
     r = weft__wait_on(ch->sched, co, &ch->recvq, &w, deadline);
     if (r == 0 && item)
         *item = w.item; /* put in the slot by send_now() */

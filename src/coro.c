@@ -286,6 +286,7 @@ int weft_sleep_until(int64_t t)
     weft_sched *s = co->sched;
     if (t <= weft__clock_now(s))
         return weft_yield();
+    co->wait_kind = WEFT__WAIT_SLEEP;
     int r = weft__block(s, t);
     return r == -ETIMEDOUT ? 0 : r;
 }
@@ -323,6 +324,7 @@ int weft_join_until(weft_coro *co, int64_t deadline, int *status)
     if (co->state != WEFT__DONE) {
         co->joiner = self;
         self->wait_obj = co;
+        self->wait_kind = WEFT__WAIT_JOIN;
         int r = weft__block(s, deadline);
         co->joiner = NULL;
         if (co->state != WEFT__DONE)

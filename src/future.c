@@ -57,7 +57,7 @@ struct weft_future {
 
 /* A waiter's slot, on the waiter's stack. */
 struct fwait {
-    weft_future *f;
+    weft_future *f; /* first: weft_dump() reads it (WEFT__WAIT_FUTURE) */
     void *value;
     int err;
 };
@@ -336,6 +336,7 @@ int weft_future_wait(weft_future *f, int64_t deadline, void **value)
     }
     struct fwait w = {f, NULL, 0};
     co->wait_cancel = wait_cancelled;
+    co->wait_kind = WEFT__WAIT_FUTURE;
     r = weft__wait_on(f->sched, co, &f->waiters, &w, deadline);
     /* f may be gone now: only the slot is read. */
     if (r < 0)

@@ -106,18 +106,55 @@ void weft__heap_free(struct weft__heap *h)
     h->n = h->cap = 0;
 }
 
+/*
+ * The first timer, in (due, seq) order, that is due at `now` and was armed
+ * before the phase began (seq < limit), or NULL.  Used when the heap's
+ * minimum was armed during the phase with a deadline already passed: the
+ * timers due before the phase may then sit anywhere below it.  Those due
+ * at `now` form a subtree at the top of the heap (a node's children are
+ * never due earlier), so the search visits only them, depth first, with a
+ * stack of at most two entries per level.
+ */
+static struct weft__tnode *first_due_before(const struct weft__heap *h,
+                                            int64_t now, uint64_t limit)
+{
+    uint32_t stack[2 * 33];
+    uint32_t sp = 0;
+    struct weft__tnode *best = NULL;
+    stack[sp++] = 0;
+    while (sp > 0) {
+        uint32_t i = stack[--sp];
+        struct weft__tnode *t = h->a[i];
+        if (t->due > now)
+            continue;
+        if (t->seq < limit && (!best || before(t, best)))
+            best = t;
+        for (uint32_t c = 2 * i + 1; c <= 2 * i + 2 && c < h->n; c++)
+            stack[sp++] = c;
+    }
+    return best;
+}
+
 int weft__timers_run(weft_sched *s, int64_t now)
 {
     struct weft__heap *h = &s->heap;
     /* Timers (re)armed by the callbacks of this phase wait for the next
      * one, so a callback that restarts itself with a zero timeout cannot
-     * keep the loop here forever. */
+     * keep the loop here forever.  Such a timer armed with a deadline
+     * already passed becomes the heap's minimum, but the timers that were
+     * due before it still fire in this phase (found by first_due_before;
+     * fuzz/fuzz-timers.c found them postponed). */
     uint64_t limit = s->timer_seq;
     int fired = 0;
     while (h->n > 0) {
         struct weft__tnode *t = h->a[0];
-        if (t->due > now || t->seq >= limit)
+        if (t->due > now)
             break;
+        if (t->seq >= limit) {
+            t = first_due_before(h, now, limit);
+            if (!t)
+                break;
+        }
         weft__timer_del(s, t);
         t->fire(s, t);
         fired++;

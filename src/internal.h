@@ -171,6 +171,33 @@ enum weft__state {
     WEFT__DONE      /* finished; a zombie until joined/reaped/detached */
 };
 
+/*
+ * What a WAITING coroutine waits on (co->wait_kind), for weft_dump() and
+ * tools/weft-gdb.py (which knows these values by name: keep them in sync).
+ * Each wait stores its kind once, right before it blocks; weft__block()
+ * clears it with wait_obj.  A kind whose slot is "a struct starting with
+ * the object pointer" lets the dump name the object without knowing the
+ * slot's private layout.
+ */
+enum weft__wait_kind {
+    WEFT__WAIT_NONE = 0,   /* not recorded (a wait that sets no kind) */
+    WEFT__WAIT_SLEEP,      /* weft_sleep_*: the deadline is co->timer */
+    WEFT__WAIT_FD,         /* weft_fd_wait(): wait_obj is io.c's slot
+                              (weft__fdwait_info() reads it) */
+    WEFT__WAIT_OP,         /* a proactor operation: struct weft__op *
+                              (NULL while a cancelled one completes) */
+    WEFT__WAIT_JOIN,       /* weft_join*(): the weft_coro joined */
+    WEFT__WAIT_EVENT,      /* the weft_event */
+    WEFT__WAIT_MUTEX,      /* slot starting with the weft_mutex * */
+    WEFT__WAIT_COND,       /* the weft_cond */
+    WEFT__WAIT_SEM,        /* the weft_sem */
+    WEFT__WAIT_WG,         /* the weft_wg */
+    WEFT__WAIT_FUTURE,     /* slot starting with the weft_future * */
+    WEFT__WAIT_CHAN_SEND,  /* slot starting with the weft_chan * */
+    WEFT__WAIT_CHAN_RECV,  /* slot starting with the weft_chan * */
+    WEFT__WAIT_KINDS
+};
+
 #define WEFT__F_DETACHED 0x01u
 #define WEFT__F_ENDED 0x02u    /* weft_end() called: blocking calls fail */
 #define WEFT__F_STARTED 0x04u  /* has run at least once */
@@ -204,6 +231,8 @@ struct weft_coro {
      * primitive can forget the waiter; NULL for plain list waits. */
     void (*wait_cancel)(weft_coro *co);
     void *wait_obj;           /* what it waits on, for dumps */
+    uint8_t wait_kind;        /* enum weft__wait_kind: how to read
+                                 wait_obj; meaningful only while WAITING */
     struct weft__stack stack;
 #if defined(WEFT_ASAN)
     void *asan_fake;
@@ -217,9 +246,14 @@ struct weft_coro {
 /* ----------------------------------------------------------------------
  * Scheduler
  * ---------------------------------------------------------------------- */
+struct weft__watchdog; /* watchdog.c */
+
 struct weft_sched {
     weft__ctx ctx;            /* the loop's own context (caller's stack) */
     weft_coro *current;       /* running coroutine, NULL in the loop */
+    struct weft__watchdog *wd; /* non-NULL while the watchdog runs: every
+                                  switch then records who runs (one
+                                  predictable branch when NULL) */
     struct weft__list batch;  /* coroutines of the turn in progress */
     struct weft__list runq[WEFT_PRIO_LEVELS]; /* ready for the next turn */
     uint32_t nready;          /* coroutines in batch + runq */
@@ -253,6 +287,8 @@ struct weft_sched {
     int first_failure;        /* first failure status since the dispatch
                                  began (weft_dispatch_once), 0: none */
     const void *owner;        /* identifies the owning thread */
+    weft_watchdog_fn wd_fn;   /* watchdog reports (NULL: stderr) */
+    void *wd_arg;
 #if defined(WEFT_ASAN)
     const void *asan_main_bottom;
     size_t asan_main_size;
@@ -335,6 +371,18 @@ int weft__io_proactor(const weft_sched *s);
  * that completed despite the interruption reports its result, so no data
  * is lost; a raised error is then kept for the next blocking call. */
 int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline);
+
+/* For weft_dump(): the fd an fd wait's slot (co->wait_obj of a
+ * WEFT__WAIT_FD wait) waits on, and its events (io.c). */
+int weft__fdwait_info(const void *slot, uint32_t *events);
+/* For weft_dump(): the coroutine holding a mutex, or NULL (sync.c). */
+weft_coro *weft__mutex_owner(const weft_mutex *m);
+
+/* Watchdog (watchdog.c).  weft__wd_switch() records that `to` (NULL: the
+ * loop) runs from now on; called at every switch while s->wd is set. */
+void weft__wd_switch(struct weft__watchdog *wd, const weft_coro *to);
+int weft__wd_configure(weft_sched *s, int64_t threshold_ns);
+void weft__wd_stop(weft_sched *s);
 
 /* Stack-overflow reporting (guard.c). */
 void weft__guard_thread_init(void);

@@ -41,6 +41,13 @@ struct fdwait {
     int fd;                    /* for weft_dump() and tools/weft-gdb.py */
 };
 
+int weft__fdwait_info(const void *slot, uint32_t *events)
+{
+    const struct fdwait *w = slot;
+    *events = w->events;
+    return w->fd;
+}
+
 struct weft_io {
     weft_sched *sched;
     struct weft__list link;    /* in sched->ios */
@@ -303,6 +310,7 @@ int weft_fd_wait(int fd, uint32_t events, int64_t deadline)
     w.fd = fd;
     weft__list_push_back(&rec->waiters, &w.link);
     co->wait_obj = &w;
+    co->wait_kind = WEFT__WAIT_FD;
     co->wait_cancel = fdwait_cancel;
     s->io_waiters++;
     r = weft__block(s, deadline);
@@ -541,6 +549,7 @@ int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline)
     weft__list_push_back(&rec->ops, &op->link);
     s->io_waiters++;
     co->wait_obj = op;
+    co->wait_kind = WEFT__WAIT_OP;
     r = weft__block(s, deadline);
     if (!op->done) {
         /* Interrupted (deadline, raise, end): the kernel may still be
@@ -549,6 +558,7 @@ int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline)
         int late = 0;
         s->poller.ops->cancel(&s->poller, op);
         while (!op->done) {
+            co->wait_kind = WEFT__WAIT_OP; /* wait_obj NULL: cancelling */
             int w = weft__block_nointr(s);
             if (w < 0 && !op->done)
                 late = w; /* raised meanwhile: keep it for later */

@@ -63,7 +63,7 @@ int weft_sched_new(const struct weft_sched_opts *opts, weft_sched **out)
     if (o.stack_size && (o.stack_size < MIN_STACK || o.stack_size > MAX_STACK))
         return -EINVAL;
     if (o.backend < WEFT_BACKEND_AUTO || o.backend > WEFT_BACKEND_URING ||
-        o.io_timeout < 0)
+        o.io_timeout < 0 || o.watchdog_ns < 0)
         return -EINVAL;
 
     weft_sched *s = weft__calloc(1, sizeof *s);
@@ -91,6 +91,15 @@ int weft_sched_new(const struct weft_sched_opts *opts, weft_sched **out)
         weft__free(s);
         return r;
     }
+    if (o.watchdog_ns) {
+        r = weft__wd_configure(s, o.watchdog_ns);
+        if (r < 0) {
+            weft__io_fini(s);
+            weft__stackpool_destroy(&s->stacks);
+            weft__free(s);
+            return r;
+        }
+    }
     if (!o.no_overflow_handler) {
         weft__guard_install();
         weft__guard_thread_init();
@@ -107,6 +116,7 @@ int weft_sched_free(weft_sched *s)
         return -EINVAL;
     if (s->running)
         return -EBUSY;
+    weft__wd_stop(s);
     while (!weft__list_empty(&s->all)) {
         weft_coro *co = weft__container_of(s->all.next, weft_coro, all);
         weft__coro_release(s, co);
@@ -295,6 +305,8 @@ __attribute__((noinline)) static void do_switch(weft_sched *s,
     weft__tls.current = to;
     if (to)
         to->state = WEFT__RUNNING;
+    if (weft__unlikely(s->wd != NULL))
+        weft__wd_switch(s->wd, to);
 #if defined(WEFT_ASAN)
     __sanitizer_start_switch_fiber(
         dying ? NULL : (from ? &from->asan_fake : &s->asan_main_fake),
@@ -348,8 +360,11 @@ void weft__schedule(weft_sched *s)
     if (!to) {
         to = start_turn_inline(s, from);
         if (to == from && to) {
-            /* The only ready coroutine is the caller: no switch at all. */
+            /* The only ready coroutine is the caller: no switch at all
+             * (but it yielded, which the watchdog must see). */
             from->state = WEFT__RUNNING;
+            if (weft__unlikely(s->wd != NULL))
+                weft__wd_switch(s->wd, to);
             return;
         }
     }
@@ -429,6 +444,7 @@ static void forget_wait(weft_coro *co)
         cancel(co);
     }
     co->wait_obj = NULL;
+    co->wait_kind = WEFT__WAIT_NONE;
 }
 
 int weft__block(weft_sched *s, int64_t deadline)
@@ -457,6 +473,7 @@ int weft__block(weft_sched *s, int64_t deadline)
     weft__schedule(s);
     co->wait_cancel = NULL;
     co->wait_obj = NULL;
+    co->wait_kind = WEFT__WAIT_NONE;
     return co->wake_result;
 }
 
@@ -483,6 +500,7 @@ int weft__block_nointr(weft_sched *s)
     co->state = WEFT__WAITING;
     weft__schedule(s);
     co->wait_obj = NULL;
+    co->wait_kind = WEFT__WAIT_NONE;
     return co->wake_result;
 }
 

@@ -93,6 +93,7 @@ int weft_event_wait(weft_event *e, int64_t deadline)
         return r;
     if (e->set)
         return 0;
+    co->wait_kind = WEFT__WAIT_EVENT;
     return weft__wait_on(e->sched, co, &e->waiters, e, deadline);
 }
 
@@ -112,6 +113,7 @@ struct weft_mutex {
  * arrival order when a coroutine re-acquiring for weft_cond_wait() is
  * interrupted and has to queue again (mutex_lock_nointr()). */
 struct mwait {
+    weft_mutex *m; /* first: weft_dump() reads it (WEFT__WAIT_MUTEX) */
     uint64_t ticket;
 };
 
@@ -157,6 +159,7 @@ static void mutex_enqueue(weft_mutex *m, weft_coro *co, struct mwait *w)
     }
     weft__list_insert_before(pos, &co->link);
     co->wait_obj = w;
+    co->wait_kind = WEFT__WAIT_MUTEX;
 }
 
 /* Give m to the first waiter (woken owning it), or unlock it. */
@@ -182,7 +185,7 @@ int weft_mutex_lock(weft_mutex *m, int64_t deadline)
         m->owner = co;
         return 0;
     }
-    struct mwait w = {m->next_ticket++};
+    struct mwait w = {m, m->next_ticket++};
     mutex_enqueue(m, co, &w);
     r = weft__block(m->sched, deadline);
     /* 0 only by mutex_pass(), which made us the owner. */
@@ -213,6 +216,11 @@ int weft_mutex_unlock(weft_mutex *m)
     return 0;
 }
 
+weft_coro *weft__mutex_owner(const weft_mutex *m)
+{
+    return m->owner;
+}
+
 int weft_mutex_locked(const weft_mutex *m)
 {
     if (!m || !weft__obj_mine(m->owner_thread))
@@ -239,7 +247,7 @@ static void mutex_lock_nointr(weft_mutex *m, weft_coro *co)
     /* Raised while ready to run, so newer than any wake-up error below. */
     int latest = co->pending_err;
     co->pending_err = 0;
-    struct mwait w = {m->next_ticket++};
+    struct mwait w = {m, m->next_ticket++};
     for (;;) {
         mutex_enqueue(m, co, &w);
         (void)weft__block_nointr(m->sched);
@@ -313,6 +321,7 @@ int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline)
      * m only makes its next owner ready), so no signal can be missed. */
     weft__list_push_back(&c->waiters, &co->link);
     co->wait_obj = c;
+    co->wait_kind = WEFT__WAIT_COND;
     mutex_pass(m);
     r = weft__block(c->sched, deadline);
     mutex_lock_nointr(m, co);
@@ -392,6 +401,7 @@ int weft_sem_acquire(weft_sem *sem, int64_t deadline)
         return 0;
     }
     /* 0 only by weft_sem_release(), which handed us its permit. */
+    co->wait_kind = WEFT__WAIT_SEM;
     return weft__wait_on(sem->sched, co, &sem->waiters, sem, deadline);
 }
 
@@ -495,6 +505,7 @@ int weft_wg_wait(weft_wg *wg, int64_t deadline)
         return r;
     if (wg->count == 0)
         return 0;
+    co->wait_kind = WEFT__WAIT_WG;
     return weft__wait_on(wg->sched, co, &wg->waiters, wg, deadline);
 }
 
