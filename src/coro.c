@@ -18,8 +18,6 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-#define MIN_STACK ((size_t)16 * 1024)
-#define MAX_STACK ((size_t)1 << 30)
 
 void weft__coro_start_ctx(weft_coro *co, void *lo, size_t size); /* sched.c */
 
@@ -47,16 +45,15 @@ static void cancel_raises(weft_sched *s, weft_coro *co)
 static int check_opts(weft_sched *s, const struct weft_spawn_opts *o,
                       size_t *size)
 {
-    size_t page = weft__page_size();
     if (!o) {
         *size = s->default_stack;
         return 0;
     }
-    if (o->stack_size && (o->stack_size < MIN_STACK || o->stack_size > MAX_STACK))
+    if (!weft__stack_size_ok(o->stack_size))
         return -EINVAL;
     if (o->priority < WEFT_PRIO_HIGH || o->priority > WEFT_PRIO_IDLE)
         return -EINVAL;
-    *size = o->stack_size ? (o->stack_size + page - 1) / page * page
+    *size = o->stack_size ? weft__stack_round(o->stack_size)
                           : s->default_stack;
     return 0;
 }

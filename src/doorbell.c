@@ -41,8 +41,6 @@
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2,
                "the doorbell needs a lock-free atomic int");
 
-#define MIN_STACK ((size_t)16 * 1024)
-#define MAX_STACK ((size_t)1 << 30)
 /* When a run cannot start (no memory for its coroutine), try again after
  * this long. */
 #define RETRY_DELAY WEFT_MSEC(100)
@@ -538,7 +536,7 @@ static int create(weft_sched *s, const struct weft_doorbell_opts *opts,
         memset(&o, 0, sizeof o);
     if (o.min_delay < 0)
         return -EINVAL;
-    if (o.stack_size && (o.stack_size < MIN_STACK || o.stack_size > MAX_STACK))
+    if (!weft__stack_size_ok(o.stack_size))
         return -EINVAL;
     weft_sched *rs = weft__sched_arg(s);
     if (!rs)

@@ -149,6 +149,20 @@ int weft__stack_alloc(struct weft__stackpool *p, size_t size,
                       struct weft__stack *out);
 void weft__stack_free(struct weft__stackpool *p, const struct weft__stack *st);
 size_t weft__page_size(void);
+/* The stack sizes a caller may ask for (weft_sched_opts, weft_spawn_opts,
+ * the doorbell's run stack): 0 means "the default"; otherwise 16 KiB to
+ * 1 GiB, rounded up to whole pages by weft__stack_round(). */
+#define WEFT__STACK_MIN ((size_t)16 * 1024)
+#define WEFT__STACK_MAX ((size_t)1 << 30)
+static inline int weft__stack_size_ok(size_t n)
+{
+    return n == 0 || (n >= WEFT__STACK_MIN && n <= WEFT__STACK_MAX);
+}
+static inline size_t weft__stack_round(size_t n)
+{
+    size_t page = weft__page_size();
+    return (n + page - 1) / page * page;
+}
 /* Abort with a report if an unguarded stack's canary was overwritten. */
 void weft__stack_canary_fail(const weft_coro *co);
 static inline int weft__stack_canary_ok(const struct weft__stack *st)

@@ -37,8 +37,6 @@
 _Thread_local struct weft__tls weft__tls;
 
 #define DEFAULT_STACK ((size_t)64 * 1024)
-#define MIN_STACK ((size_t)16 * 1024)
-#define MAX_STACK ((size_t)1 << 30)
 #define DEFAULT_CACHE 256
 
 /* ----------------------------------------------------------------------
@@ -60,7 +58,7 @@ int weft_sched_new(const struct weft_sched_opts *opts, weft_sched **out)
     if (o.guard != WEFT_GUARD_AUTO && o.guard != WEFT_GUARD_PAGES &&
         o.guard != WEFT_GUARD_CANARY)
         return -EINVAL;
-    if (o.stack_size && (o.stack_size < MIN_STACK || o.stack_size > MAX_STACK))
+    if (!weft__stack_size_ok(o.stack_size))
         return -EINVAL;
     if (o.backend < WEFT_BACKEND_AUTO || o.backend > WEFT_BACKEND_URING ||
         o.io_timeout < 0 || o.watchdog_ns < 0)
@@ -77,9 +75,8 @@ int weft_sched_new(const struct weft_sched_opts *opts, weft_sched **out)
     s->clock = o.clock;
     if (s->clock == WEFT_CLOCK_MANUAL)
         s->unix_base = weft__realtime_ns();
-    size_t page = weft__page_size();
     size_t ss = o.stack_size ? o.stack_size : DEFAULT_STACK;
-    s->default_stack = (ss + page - 1) / page * page;
+    s->default_stack = weft__stack_round(ss);
     weft__stackpool_init(&s->stacks, o.guard,
                          o.stack_cache ? o.stack_cache : DEFAULT_CACHE);
     s->owner = &weft__tls;
