@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "test.h"
+#include "util.h"
 
 void weft__test_fail_alloc(long n, int sticky);
 long weft__test_live_allocs(void);
@@ -18,45 +19,7 @@ long weft__test_live_allocs(void);
  * Helpers
  * ---------------------------------------------------------------------- */
 
-static weft_sched *new_manual(void)
-{
-    struct weft_sched_opts o;
-    weft_sched *s = NULL;
-    memset(&o, 0, sizeof o);
-    o.clock = WEFT_CLOCK_MANUAL;
-    ASSERT_OK(weft_sched_new(&o, &s));
-    return s;
-}
-
-static char trace[256];
-static size_t ntrace;
-
-static void trace_reset(void)
-{
-    ntrace = 0;
-    trace[0] = 0;
-}
-
-static void trace_add(char c)
-{
-    ASSERT_LT(ntrace, sizeof trace - 1);
-    trace[ntrace++] = c;
-    trace[ntrace] = 0;
-}
-
-static weft_coro *go(weft_sched *s, weft_fn fn, void *arg)
-{
-    weft_coro *co;
-    ASSERT_OK(weft_spawn(s, fn, arg, NULL, &co));
-    return co;
-}
-
-static void reap(weft_coro *co)
-{
-    int st = 1;
-    ASSERT_OK(weft_reap(co, &st));
-    ASSERT_OK(st);
-}
+/* new_manual, trace_reset/trace_add, go, reap: tests/util.h */
 
 #define ITEM(n) ((void *)(intptr_t)(n))
 #define NUM(p) ((int)(intptr_t)(p))
