@@ -56,6 +56,7 @@ static const char *op_name(int kind)
     case WEFT__OP_SEND: return "send";
     case WEFT__OP_ACCEPT: return "accept";
     case WEFT__OP_CONNECT: return "connect";
+    case WEFT__OP_SENDMSG: return "sendmsg";
     default: return "operation";
     }
 }

@@ -263,15 +263,19 @@ static ssize_t attempt(struct xfer *x)
  * the kernel, which completes it when it can (weft__io_op), and its
  * result is that of the attempt.  Returns the bytes moved or a negative
  * errno, or WOULD_WAIT when the caller should wait for readiness instead:
- * a readiness backend, or an operation kept off the ring (writes to pipes
- * and writev on sockets, which could raise SIGPIPE from the kernel side
- * where weft cannot catch it).
+ * a readiness backend, or a write to something that is not a socket
+ * (pipe, FIFO, tty).  Such a write stays off the ring because the kernel
+ * raises SIGPIPE in whichever context performs it (the submitting thread
+ * or a later task-work run), where weft cannot block and discard the
+ * signal as it does around its own write(2).  Socket writes go to the
+ * ring as send/sendmsg with MSG_NOSIGNAL and raise nothing.
  */
 #define WOULD_WAIT (-EAGAIN)
 
 static ssize_t submit_xfer(struct xfer *x, struct tmo *t)
 {
     struct weft__op op;
+    struct msghdr m; /* K_WRITEV: lives until weft__io_op() returns */
     if (!weft__io_proactor(t->s))
         return WOULD_WAIT;
     memset(&op, 0, sizeof op);
@@ -296,6 +300,16 @@ static ssize_t submit_xfer(struct xfer *x, struct tmo *t)
             return WOULD_WAIT;
         op.kind = WEFT__OP_SEND;
         op.flags = x->flags | MSG_NOSIGNAL;
+        break;
+    case K_WRITEV:
+        if (x->plain)
+            return WOULD_WAIT;
+        memset(&m, 0, sizeof m);
+        m.msg_iov = (struct iovec *)(uintptr_t)x->iov;
+        m.msg_iovlen = (size_t)x->iovcnt;
+        op.kind = WEFT__OP_SENDMSG;
+        op.buf = &m;
+        op.flags = MSG_NOSIGNAL;
         break;
     default:
         return WOULD_WAIT;
@@ -723,6 +737,34 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
     }
 }
 
+/* Connect through the proactor: the kernel attempts the connect and
+ * completes the operation when the handshake ends.  A Unix socket never
+ * goes there (its connect finishes or fails at once, and a full listen
+ * queue must give EAGAIN and the back-off, where the ring would wait).
+ * Returns 0, a negative errno, or WOULD_WAIT to use the readiness path. */
+static int connect_op(struct tmo *t, int fd, const struct sockaddr *addr,
+                      socklen_t addrlen)
+{
+    struct backoff bo = {0, 0};
+    if (!weft__io_proactor(t->s) || addrlen < sizeof addr->sa_family ||
+        addr->sa_family == AF_UNIX)
+        return WOULD_WAIT;
+    for (;;) {
+        struct weft__op op;
+        memset(&op, 0, sizeof op);
+        op.kind = WEFT__OP_CONNECT;
+        op.fd = fd;
+        op.addr = (void *)(uintptr_t)addr;
+        op.addrlen = (uint32_t)addrlen;
+        int r = (int)weft__io_op(t->s, &op, tmo_deadline(t));
+        if (r != -EAGAIN)
+            return r;
+        r = backoff(t, &bo, -EAGAIN); /* no local port free */
+        if (r < 0)
+            return r;
+    }
+}
+
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
                  int64_t timeout)
 {
@@ -736,6 +778,9 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
     if (r == 0)
         r = weft_fd_nonblock(fd);
     if (r < 0)
+        return r;
+    r = connect_op(&t, fd, addr, addrlen);
+    if (r != WOULD_WAIT)
         return r;
     for (;;) {
         if (connect(fd, addr, addrlen) == 0)

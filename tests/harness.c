@@ -190,6 +190,19 @@ void weft_test_skip_(const char *why, const char *file, int line)
 
 /* ---- Child processes. -------------------------------------------------- */
 
+char *weft_test_dump(weft_sched *s, int *ret)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ASSERT_NOT_NULL(f);
+    int r = weft_dump(s, f);
+    ASSERT_EQ(fclose(f), 0);
+    if (ret)
+        *ret = r;
+    return buf;
+}
+
 int weft_test_fork(void (*fn)(void *), void *arg, char *out, size_t size)
 {
     int fds[2];

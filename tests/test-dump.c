@@ -37,20 +37,6 @@ static weft_sched *new_manual(void)
     return new_sched(WEFT_BACKEND_AUTO, 1);
 }
 
-/* weft_dump() into a string (malloc'd); *ret gets its return value. */
-static char *dump_str(weft_sched *s, int *ret)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ASSERT_NOT_NULL(f);
-    int r = weft_dump(s, f);
-    ASSERT_EQ(fclose(f), 0);
-    if (ret)
-        *ret = r;
-    return buf;
-}
-
 /* A growing expected text. */
 struct text {
     char buf[8192];
@@ -218,7 +204,7 @@ static int k_dumper(void *a)
     ASSERT_OK(weft_spawn(K.s, k_nop, NULL, &o, &K.unnamed));
     ASSERT_OK(weft_raise(K.yielder, -EIO));
     ASSERT_OK(weft_end(K.yielder2));
-    K.out = dump_str(NULL, &K.ret);
+    K.out = weft_test_dump(NULL, &K.ret);
     return 0;
 }
 
@@ -420,7 +406,7 @@ TEST(deadlock_report_names_every_blocked_coroutine)
     ASSERT_ERR(weft_run(s), -EDEADLK);
 
     int r;
-    char *out = dump_str(s, &r);
+    char *out = weft_test_dump(s, &r);
     ASSERT_EQ(r, 3);
     struct text t = {.n = 0};
     add(&t,
@@ -452,7 +438,7 @@ TEST(deadlock_report_names_every_blocked_coroutine)
     ASSERT_EQ(st, 0);
     ASSERT_OK(weft_reap(c, &st));
     ASSERT_EQ(st, 0);
-    out = dump_str(s, &r);
+    out = weft_test_dump(s, &r);
     ASSERT_EQ(r, 0);
     t.n = 0;
     add(&t,
@@ -480,7 +466,7 @@ TEST(deadlock_report_of_one_coroutine)
     ASSERT_OK(weft_spawn(s, wait_event, ev, NULL, &co));
     ASSERT_ERR(weft_run(s), -EDEADLK);
     int r;
-    char *out = dump_str(s, &r);
+    char *out = weft_test_dump(s, &r);
     ASSERT_EQ(r, 1);
     struct text t = {.n = 0};
     add(&t,
@@ -525,7 +511,7 @@ TEST(no_deadlock_while_a_timer_or_io_can_wake)
     ASSERT_OK(weft_timer_new(s, timer_nop, NULL, &tm));
     ASSERT_OK(weft_timer_start(tm, 100, 0));
     int r;
-    char *out = dump_str(s, &r);
+    char *out = weft_test_dump(s, &r);
     ASSERT_EQ(r, 0);
     ASSERT(strstr(out, "deadlock") == NULL);
     free(out);
@@ -536,7 +522,7 @@ TEST(no_deadlock_while_a_timer_or_io_can_wake)
     ASSERT_OK(pipe(p));
     weft_io *io;
     ASSERT_OK(weft_io_new(s, p[0], WEFT_IO_READ, io_nop, NULL, &io));
-    out = dump_str(s, &r);
+    out = weft_test_dump(s, &r);
     ASSERT_EQ(r, 0);
     ASSERT_STR_CONTAINS(out, "I/O waiters 1;");
     ASSERT(strstr(out, "deadlock") == NULL);
@@ -546,7 +532,7 @@ TEST(no_deadlock_while_a_timer_or_io_can_wake)
     /* A ready coroutine. */
     weft_coro *other;
     ASSERT_OK(weft_spawn(s, k_nop, NULL, NULL, &other));
-    out = dump_str(s, &r);
+    out = weft_test_dump(s, &r);
     ASSERT_EQ(r, 0);
     ASSERT(strstr(out, "deadlock") == NULL);
     free(out);
@@ -554,7 +540,7 @@ TEST(no_deadlock_while_a_timer_or_io_can_wake)
     ASSERT_OK(weft_reap(other, NULL));
 
     /* Nothing any more. */
-    out = dump_str(s, &r);
+    out = weft_test_dump(s, &r);
     ASSERT_EQ(r, 1);
     ASSERT_STR_CONTAINS(out, "weft: deadlock: 1 coroutine waits");
     free(out);
@@ -593,7 +579,7 @@ TEST(unrecorded_wait_does_not_reuse_an_old_kind)
     ASSERT_EQ(weft_event_set(ev), 1);
     ASSERT_EQ(weft_run_once(s, 0), 1);
     int r;
-    char *out = dump_str(s, &r);
+    char *out = weft_test_dump(s, &r);
     ASSERT_EQ(r, 1);
     struct text t = {.n = 0};
     add(&t, "  #%llu waiting, prio normal, stack 65536: something "
@@ -641,7 +627,7 @@ TEST(lists_a_proactor_operation)
     ASSERT_OK(weft_spawn(s, op_reader, &c, NULL, &co));
     ASSERT_EQ(weft_run_once(s, 0), 1);
     int r;
-    char *out = dump_str(s, &r);
+    char *out = weft_test_dump(s, &r);
     ASSERT_EQ(r, 0);
     struct text t = {.n = 0};
     add(&t, "  #%llu waiting, prio normal, stack 65536: I/O operation read "
@@ -666,7 +652,7 @@ TEST(monotonic_clock)
 {
     weft_sched *s = new_sched(WEFT_BACKEND_AUTO, 0);
     int r;
-    char *out = dump_str(s, &r);
+    char *out = weft_test_dump(s, &r);
     ASSERT_EQ(r, 0);
     ASSERT_STR_CONTAINS(out, "; monotonic clock, now ");
     free(out);
@@ -676,7 +662,7 @@ TEST(monotonic_clock)
 TEST(default_scheduler)
 {
     int r;
-    char *out = dump_str(NULL, &r);
+    char *out = weft_test_dump(NULL, &r);
     ASSERT_EQ(r, 0);
     struct text t = {.n = 0};
     add(&t, "weft: scheduler %p: coroutines 0 (alive 0, ready 0)",

@@ -204,16 +204,21 @@ static int co_sink(void *arg)
     return 0;
 }
 
-/* Fill a socket's send buffer completely (nonblocking writes). */
+/* Fill the send buffer of a socket or pipe completely (nonblocking
+ * writes); returns the bytes written. */
 static size_t fill(int fd)
 {
     char junk[4096];
     size_t n = 0;
+    int fl = fcntl(fd, F_GETFL);
+    ASSERT_GE(fl, 0);
+    ASSERT_OK(fcntl(fd, F_SETFL, fl | O_NONBLOCK)); /* pipes too */
     memset(junk, 'j', sizeof junk);
     for (;;) {
-        ssize_t w = send(fd, junk, sizeof junk, MSG_DONTWAIT);
+        ssize_t w = write(fd, junk, sizeof junk);
         if (w < 0) {
             ASSERT(errno == EAGAIN || errno == EWOULDBLOCK);
+            ASSERT_OK(fcntl(fd, F_SETFL, fl));
             return n;
         }
         n += (size_t)w;
@@ -941,6 +946,68 @@ TEST(sigpipe_blocked_by_the_caller_stays_blocked)
             ;
         ASSERT_OK(pthread_sigmask(SIG_SETMASK, &old, NULL));
         expect_no_sigpipe_left();
+        close(p[1]);
+        ASSERT_OK(weft_sched_free(s));
+    }
+}
+
+struct vwrite {
+    int fd;
+    ssize_t r;
+};
+
+static int co_writev_one(void *arg)
+{
+    struct vwrite *w = arg;
+    static char a[3000], b[3000];
+    struct iovec iov[2] = {{a, sizeof a}, {b, sizeof b}};
+    w->r = weft_writev(w->fd, iov, 2, WEFT_SEC(10));
+    return 0;
+}
+
+/*
+ * A write that must wait: on io_uring a socket writev is handed to the
+ * ring as a sendmsg operation (MSG_NOSIGNAL), while a pipe write waits
+ * for readiness (the kernel would raise SIGPIPE from the ring); on the
+ * readiness backends both wait for the fd.  Either way, the reader going
+ * away gives -EPIPE (or -ECONNRESET) and no SIGPIPE.
+ */
+TEST(pending_writes_fail_without_sigpipe_when_the_reader_goes)
+{
+    signal(SIGPIPE, SIG_DFL); /* death, if anything raised it */
+    for (int b = 0; b < NB; b++) {
+        weft_sched *s = new_sched(backends[b], 0);
+        int sv[2], p[2];
+        sock_pair(sv);
+        small_bufs(sv[0]);
+        make_pipe(p);
+        (void)fill(sv[0]);
+        (void)fill(p[1]);
+        struct vwrite ws = {sv[0], 12345}, wp = {p[1], 12345};
+        ASSERT_OK(weft_spawn(s, co_writev_one, &ws, NULL, NULL));
+        ASSERT_OK(weft_spawn(s, co_writev_one, &wp, NULL, NULL));
+        ASSERT_EQ(weft_run_once(s, 0), 1);
+        ASSERT_EQ(ws.r, 12345);
+        ASSERT_EQ(wp.r, 12345);
+        char *text = weft_test_dump(s, NULL);
+        char sock_wait[64], pipe_wait[64];
+        if (backends[b] == WEFT_BACKEND_URING)
+            snprintf(sock_wait, sizeof sock_wait,
+                     "I/O operation sendmsg on fd %d", sv[0]);
+        else
+            snprintf(sock_wait, sizeof sock_wait, "fd %d for write", sv[0]);
+        snprintf(pipe_wait, sizeof pipe_wait, "fd %d for write", p[1]);
+        if (!strstr(text, sock_wait) || !strstr(text, pipe_wait))
+            FAIL("%s: want \"%s\" and \"%s\" in:\n%s",
+                 weft_backend_name(s), sock_wait, pipe_wait, text);
+        free(text);
+        close(sv[1]);
+        close(p[0]);
+        ASSERT_OK(weft_run(s));
+        ASSERT(ws.r == -EPIPE || ws.r == -ECONNRESET);
+        ASSERT_EQ(wp.r, -EPIPE);
+        expect_no_sigpipe_left();
+        close(sv[0]);
         close(p[1]);
         ASSERT_OK(weft_sched_free(s));
     }

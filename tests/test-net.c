@@ -1097,6 +1097,18 @@ TEST(connect_timeout_cancel_and_close)
             ASSERT_EQ(weft_run_once(s, 0), 1);
             ASSERT_EQ(c.r, 12345); /* pending */
             ASSERT(fcntl(c.fd, F_GETFL) & O_NONBLOCK);
+            /* io_uring: the connect itself is an operation on the ring;
+             * the readiness backends wait for the fd to become writable. */
+            char want[64], *text = weft_test_dump(s, NULL);
+            if (backends[b] == WEFT_BACKEND_URING)
+                snprintf(want, sizeof want, "I/O operation connect on fd %d",
+                         c.fd);
+            else
+                snprintf(want, sizeof want, "fd %d for write", c.fd);
+            if (!strstr(text, want))
+                FAIL("%s: want \"%s\" in:\n%s", weft_backend_name(s), want,
+                     text);
+            free(text);
             if (how == 2)
                 ASSERT_OK(weft_end(co));
             if (how == 3)

@@ -90,6 +90,13 @@ const char *weft_test_name(void);
 int weft_test_fork(void (*fn)(void *), void *arg, char *out, size_t size);
 
 /**
+ * What weft_dump(@p s) prints, as a malloc'd string (free it); @p ret (may
+ * be NULL) gets weft_dump's return value.  Fails the test if the string
+ * cannot be made.
+ */
+char *weft_test_dump(weft_sched *s, int *ret);
+
+/**
  * Assert that fn(arg), run in a child, dies of signal @p signo and that its
  * output contains @p text (NULL: any output).
  */

@@ -286,7 +286,9 @@ WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
 
 /**
  * Connect the socket @p fd to @p addr: a non-blocking connect(2), a wait
- * until fd is writable, then SO_ERROR.  Sets O_NONBLOCK on fd.  When the
+ * until fd is writable, then SO_ERROR; on the io_uring backend, a connect
+ * operation on the ring instead (except for Unix sockets, whose connect
+ * never waits), with the same results.  Sets O_NONBLOCK on fd.  When the
  * kernel says to try again (EAGAIN: a Unix listener's queue is full, or no
  * local port is free) the call backs off as weft_accept() does and then
  * returns -EAGAIN.  After a failure (timeout and cancellation included)

@@ -31,7 +31,8 @@ enum weft__op_kind {
     WEFT__OP_RECV,     /* recv(fd, buf, len, flags) */
     WEFT__OP_SEND,
     WEFT__OP_ACCEPT,   /* accept4(fd, addr, addrlenp, flags) */
-    WEFT__OP_CONNECT   /* connect(fd, addr, addrlen) */
+    WEFT__OP_CONNECT,  /* connect(fd, addr, addrlen) */
+    WEFT__OP_SENDMSG   /* sendmsg(fd, buf as struct msghdr *, flags) */
 };
 
 struct weft__op {

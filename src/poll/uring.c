@@ -304,6 +304,9 @@ static int u_submit(struct weft__poller *p, struct weft__op *op)
     case WEFT__OP_CONNECT:
         io_uring_prep_connect(sqe, op->fd, op->addr, op->addrlen);
         break;
+    case WEFT__OP_SENDMSG:
+        io_uring_prep_sendmsg(sqe, op->fd, op->buf, (unsigned)op->flags);
+        break;
     default:
         /* Hand the SQE back as a no-op that nobody waits for. */
         io_uring_prep_nop(sqe);
