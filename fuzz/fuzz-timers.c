@@ -130,7 +130,9 @@ static void check_heap(void)
         if (M[i].in) {
             count++;
             CHECK(N[i].t.idx < h->n);
-            CHECK(h->a[N[i].t.idx] == &N[i].t);
+            CHECK(h->a[N[i].t.idx].t == &N[i].t);
+            CHECK_EQ(h->a[N[i].t.idx].due, M[i].due); /* the entry's key */
+            CHECK_EQ(h->a[N[i].t.idx].seq, M[i].seq);
             CHECK_EQ(N[i].t.due, M[i].due);
             CHECK_EQ(N[i].t.seq, M[i].seq);
         } else {
@@ -140,12 +142,12 @@ static void check_heap(void)
     CHECK_EQ(h->n, count);
     CHECK(h->n <= h->cap);
     for (uint32_t k = 1; k < h->n; k++) {
-        const struct weft__tnode *c = h->a[k], *p = h->a[(k - 1) / 2];
+        const struct weft__hent *c = &h->a[k], *p = &h->a[(k - 1) / 2];
         CHECK(p->due < c->due || (p->due == c->due && p->seq < c->seq));
     }
     int m = model_min();
     if (m >= 0)
-        CHECK(h->a[0] == &N[m].t);
+        CHECK(h->a[0].t == &N[m].t);
     CHECK_EQ(S->timer_seq, mseq);
 }
 

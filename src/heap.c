@@ -8,44 +8,47 @@
 
 #include "internal.h"
 
-static inline int before(const struct weft__tnode *a,
-                         const struct weft__tnode *b)
+static inline int before(const struct weft__hent *a,
+                         const struct weft__hent *b)
 {
     return a->due < b->due || (a->due == b->due && a->seq < b->seq);
 }
 
+static inline void put(struct weft__heap *h, uint32_t i,
+                       const struct weft__hent *e)
+{
+    h->a[i] = *e;
+    e->t->idx = i;
+}
+
 static void sift_up(struct weft__heap *h, uint32_t i)
 {
-    struct weft__tnode *n = h->a[i];
+    struct weft__hent e = h->a[i];
     while (i > 0) {
         uint32_t p = (i - 1) / 2;
-        if (!before(n, h->a[p]))
+        if (!before(&e, &h->a[p]))
             break;
-        h->a[i] = h->a[p];
-        h->a[i]->idx = i;
+        put(h, i, &h->a[p]);
         i = p;
     }
-    h->a[i] = n;
-    n->idx = i;
+    put(h, i, &e);
 }
 
 static void sift_down(struct weft__heap *h, uint32_t i)
 {
-    struct weft__tnode *n = h->a[i];
+    struct weft__hent e = h->a[i];
     for (;;) {
         uint32_t c = 2 * i + 1;
         if (c >= h->n)
             break;
-        if (c + 1 < h->n && before(h->a[c + 1], h->a[c]))
+        if (c + 1 < h->n && before(&h->a[c + 1], &h->a[c]))
             c++;
-        if (!before(h->a[c], n))
+        if (!before(&h->a[c], &e))
             break;
-        h->a[i] = h->a[c];
-        h->a[i]->idx = i;
+        put(h, i, &h->a[c]);
         i = c;
     }
-    h->a[i] = n;
-    n->idx = i;
+    put(h, i, &e);
 }
 
 int weft__heap_reserve(struct weft__heap *h, uint32_t extra)
@@ -57,7 +60,7 @@ int weft__heap_reserve(struct weft__heap *h, uint32_t extra)
         cap *= 2;
     if (cap >= WEFT__NOT_IN_HEAP)
         return -ENOMEM;
-    struct weft__tnode **a = weft__realloc(h->a, (size_t)cap * sizeof *a);
+    struct weft__hent *a = weft__realloc(h->a, (size_t)cap * sizeof *a);
     if (!a)
         return -ENOMEM;
     h->a = a;
@@ -75,7 +78,9 @@ int weft__timer_add(weft_sched *s, struct weft__tnode *t, int64_t due)
         return r;
     t->due = due;
     t->seq = s->timer_seq++;
-    h->a[h->n] = t;
+    h->a[h->n].due = due;
+    h->a[h->n].seq = t->seq;
+    h->a[h->n].t = t;
     t->idx = h->n++;
     sift_up(h, t->idx);
     return 0;
@@ -91,9 +96,8 @@ void weft__timer_del(weft_sched *s, struct weft__tnode *t)
     h->n--;
     if (i == h->n)
         return;
-    h->a[i] = h->a[h->n];
-    h->a[i]->idx = i;
-    if (i > 0 && before(h->a[i], h->a[(i - 1) / 2]))
+    put(h, i, &h->a[h->n]);
+    if (i > 0 && before(&h->a[i], &h->a[(i - 1) / 2]))
         sift_up(h, i);
     else
         sift_down(h, i);
@@ -120,19 +124,19 @@ static struct weft__tnode *first_due_before(const struct weft__heap *h,
 {
     uint32_t stack[2 * 33];
     uint32_t sp = 0;
-    struct weft__tnode *best = NULL;
+    const struct weft__hent *best = NULL;
     stack[sp++] = 0;
     while (sp > 0) {
         uint32_t i = stack[--sp];
-        struct weft__tnode *t = h->a[i];
-        if (t->due > now)
+        const struct weft__hent *e = &h->a[i];
+        if (e->due > now)
             continue;
-        if (t->seq < limit && (!best || before(t, best)))
-            best = t;
+        if (e->seq < limit && (!best || before(e, best)))
+            best = e;
         for (uint32_t c = 2 * i + 1; c <= 2 * i + 2 && c < h->n; c++)
             stack[sp++] = c;
     }
-    return best;
+    return best ? best->t : NULL;
 }
 
 int weft__timers_run(weft_sched *s, int64_t now)
@@ -147,10 +151,10 @@ int weft__timers_run(weft_sched *s, int64_t now)
     uint64_t limit = s->timer_seq;
     int fired = 0;
     while (h->n > 0) {
-        struct weft__tnode *t = h->a[0];
-        if (t->due > now)
+        struct weft__tnode *t = h->a[0].t;
+        if (h->a[0].due > now)
             break;
-        if (t->seq >= limit) {
+        if (h->a[0].seq >= limit) {
             t = first_due_before(h, now, limit);
             if (!t)
                 break;

@@ -94,8 +94,17 @@ struct weft__tnode {
     weft__tfire fire;
 };
 
+/* A heap entry carries a copy of its node's key, so that sifting compares
+ * entries of one array instead of chasing a pointer (a cache miss, often
+ * on another coroutine's stack page) at every level. */
+struct weft__hent {
+    int64_t due;
+    uint64_t seq;
+    struct weft__tnode *t;
+};
+
 struct weft__heap {
-    struct weft__tnode **a;
+    struct weft__hent *a;
     uint32_t n, cap;
 };
 
@@ -280,6 +289,8 @@ struct weft_sched {
     int clock;
     int64_t manual_now;
     int64_t unix_base;        /* manual clock: Unix ns at time 0 */
+    uint64_t id_next, id_end; /* coroutine ids reserved for this
+                                 scheduler: [id_next, id_end) */
     weft_coro *to_release;    /* finished detached coroutine whose stack
                                  is freed after the switch away from it */
     uint8_t running;          /* inside weft_run/weft_run_once */

@@ -557,7 +557,7 @@ static void wait_phase(weft_sched *s, int64_t timeout)
     int64_t now = weft__clock_now(s);
     int64_t t = -1;
     if (s->heap.n) {
-        t = s->heap.a[0]->due - now;
+        t = s->heap.a[0].due - now;
         if (t < 0)
             t = 0;
     }
@@ -687,6 +687,6 @@ int64_t weft_next_timeout(weft_sched *s)
         return 0;
     if (!s->heap.n)
         return -1;
-    int64_t t = s->heap.a[0]->due - weft__clock_now(s);
+    int64_t t = s->heap.a[0].due - weft__clock_now(s);
     return t > 0 ? t : 0;
 }

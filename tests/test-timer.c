@@ -110,14 +110,17 @@ static void check_heap(weft_sched *s)
     ASSERT_EQ(h->n, nactive);
     ASSERT_LE(h->n, h->cap);
     for (uint32_t i = 0; i < h->n; i++) {
-        ASSERT_EQ(h->a[i]->idx, i);
+        ASSERT_EQ(h->a[i].t->idx, i);
+        /* Each entry carries a copy of its node's key. */
+        ASSERT_EQ(h->a[i].due, h->a[i].t->due);
+        ASSERT_EQ(h->a[i].seq, h->a[i].t->seq);
         if (i > 0) {
-            const struct weft__tnode *p = h->a[(i - 1) / 2], *c = h->a[i];
+            const struct weft__hent *p = &h->a[(i - 1) / 2], *c = &h->a[i];
             ASSERT(p->due < c->due || (p->due == c->due && p->seq < c->seq));
         }
     }
     if (min)
-        ASSERT_PTR_EQ(h->a[0], &min->n);
+        ASSERT_PTR_EQ(h->a[0].t, &min->n);
 }
 
 static uint64_t model_order;
@@ -269,7 +272,7 @@ TEST(heap_delete_from_middle)
     int removed = 0;
     for (uint32_t k = 0; k < 40; k++) {
         uint32_t pos = 1 + (k * 7) % (s->heap.n - 2);
-        struct weft__tnode *n = s->heap.a[pos];
+        struct weft__tnode *n = s->heap.a[pos].t;
         struct mnode *m = weft__container_of(n, struct mnode, n);
         ASSERT(pos != 0 && pos != s->heap.n - 1);
         model_del(s, m);
@@ -297,14 +300,14 @@ TEST(heap_readd_moves_node)
     model_add(s, &nodes[1], 20);
     model_add(s, &nodes[2], 20);
     check_heap(s);
-    ASSERT_PTR_EQ(s->heap.a[0], &nodes[0].n);
+    ASSERT_PTR_EQ(s->heap.a[0].t, &nodes[0].n);
     model_add(s, &nodes[0], 30); /* later */
     check_heap(s);
     ASSERT_EQ(s->heap.n, 3);
-    ASSERT_PTR_EQ(s->heap.a[0], &nodes[1].n);
+    ASSERT_PTR_EQ(s->heap.a[0].t, &nodes[1].n);
     model_add(s, &nodes[1], 20); /* same deadline: now behind node 2 */
     check_heap(s);
-    ASSERT_PTR_EQ(s->heap.a[0], &nodes[2].n);
+    ASSERT_PTR_EQ(s->heap.a[0].t, &nodes[2].n);
     model_add(s, &nodes[0], 5); /* earlier again */
     check_heap(s);
     ASSERT_EQ(s->heap.n, 3);
