@@ -43,7 +43,7 @@ define run_tests
 endef
 
 .PHONY: all build deps demo test bench asan tsan ucontext clang aarch64 valgrind \
-        fuzz install clean help
+        fuzz lint install clean help
 
 all: build
 
@@ -106,6 +106,12 @@ fuzz: deps
 	  -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF)
 	bash fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
+# Static analysis: clang-tidy (.clang-tidy) and cppcheck over src/, tools/
+# and examples/ (scripts/lint.sh, compile commands from build-lint/); fails
+# on any finding.
+lint: deps
+	bash scripts/lint.sh -j $(JOBS)
+
 # make install PREFIX=/opt/weft   (DESTDIR=... is honoured too)
 install: deps
 	$(call configure_and_build,$(BUILD),$(RELEASE) -DCMAKE_INSTALL_PREFIX="$(PREFIX)")
@@ -113,7 +119,7 @@ install: deps
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-ucontext build-clang \
-	       build-aarch64 build-valgrind build-fuzz
+	       build-aarch64 build-valgrind build-fuzz build-lint
 
 help:
 	@echo "make [build]   deps, configure and build in build/ (-O2 -g, assertions on)"
@@ -127,6 +133,7 @@ help:
 	@echo "make aarch64   cross-build for aarch64, tests under qemu (build-aarch64/)"
 	@echo "make valgrind  every test case under valgrind memcheck (build-valgrind/)"
 	@echo "make fuzz      libFuzzer harnesses, FUZZ_SECONDS (60) each (build-fuzz/)"
+	@echo "make lint      clang-tidy and cppcheck, zero findings (build-lint/)"
 	@echo "make install   install into PREFIX (default /usr/local)"
 	@echo "make clean     remove every build directory"
 	@echo "Variables: PREFIX JOBS TEST_JOBS CMAKE_ARGS CTEST_ARGS CLANG DEPS FUZZ_SECONDS"

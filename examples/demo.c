@@ -4,9 +4,11 @@
  * joining for an exit status, a deadline, and cancellation.
  *
  * Build and run: make demo
+ * With a trace of it all (docs/tracing.md): demo --trace demo.json
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "weft.h"
 
@@ -94,7 +96,10 @@ static int coordinator(void *arg)
     say("join with a 10 ms deadline: %s", weft_err_name(r));
     /* ...then without a deadline. */
     r = weft_join(fetch, &status);
-    say("fetcher finished with status %d", status);
+    if (r < 0)
+        say("join: %s", weft_err_name(r));
+    else
+        say("fetcher finished with status %d", status);
 
     say("ending the sleeper");
     weft_end(sleepy);
@@ -106,12 +111,26 @@ static int coordinator(void *arg)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static int steps_a = 3, steps_b = 2;
     struct weft_spawn_opts o = {0};
     weft_timer *t;
+    const char *trace = NULL;
 
+    if (argc == 3 && !strcmp(argv[1], "--trace")) {
+        trace = argv[2];
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: %s [--trace FILE.json]\n", argv[0]);
+        return 2;
+    }
+    if (trace) {
+        int r = weft_trace_start(NULL, trace, NULL);
+        if (r < 0) {
+            fprintf(stderr, "demo: %s: %s\n", trace, weft_strerror(r));
+            return 1;
+        }
+    }
     t0 = weft_now(NULL);
     printf("weft %s demo\n", weft_version());
 
@@ -126,5 +145,13 @@ int main(void)
 
     int r = weft_run(NULL);
     printf("%7.1f ms  all done (weft_run returned %d)\n", ms(), r);
+    if (trace) {
+        int e = weft_trace_stop(NULL);
+        if (e < 0) {
+            fprintf(stderr, "demo: %s: %s\n", trace, weft_strerror(e));
+            return 1;
+        }
+        printf("trace written to %s (open it in ui.perfetto.dev)\n", trace);
+    }
     return r == 0 ? 0 : 1;
 }

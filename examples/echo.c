@@ -155,6 +155,14 @@ static int self_test(void *arg)
     return failed ? -EIO : 0;
 }
 
+/* A port number argument; -1 (which weft_listen_tcp refuses) if not one. */
+static int port_arg(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return end != s && !*end && v >= 0 && v <= 65535 ? (int)v : -1;
+}
+
 int main(int argc, char **argv)
 {
     int test = argc > 1 && !strcmp(argv[1], "--self-test");
@@ -164,7 +172,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     weft_signal_block(&set); /* before anything else: delivered as events */
 
-    listen_fd = weft_listen_tcp("127.0.0.1", test || argc < 2 ? 0 : atoi(argv[1]),
+    listen_fd = weft_listen_tcp("127.0.0.1", test || argc < 2 ? 0 : port_arg(argv[1]),
                                 128, WEFT_SOCK_NODELAY, WEFT_SEC(5));
     if (listen_fd < 0) {
         fprintf(stderr, "echo: listen: %s\n", weft_strerror(listen_fd));

@@ -166,6 +166,14 @@ static int signals(void *arg)
     return 0;
 }
 
+/* A port number argument; -1 (which weft_listen_tcp refuses) if not one. */
+static int port_arg(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return end != s && !*end && v >= 0 && v <= 65535 ? (int)v : -1;
+}
+
 int main(int argc, char **argv)
 {
     sigset_t set;
@@ -174,7 +182,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     weft_signal_block(&set);
     file_path = argc > 2 ? argv[2] : "/proc/self/exe";
-    listen_fd = weft_listen_tcp("127.0.0.1", argc > 1 ? atoi(argv[1]) : 0,
+    listen_fd = weft_listen_tcp("127.0.0.1", argc > 1 ? port_arg(argv[1]) : 0,
                                 1024, WEFT_SOCK_NODELAY, WEFT_SEC(5));
     if (listen_fd < 0) {
         fprintf(stderr, "http: listen: %s\n", weft_strerror(listen_fd));

@@ -2,8 +2,9 @@
  * weft.h - the one header of weft, a cooperative multitasking runtime for C.
  *
  * Stackful coroutines on a single-threaded scheduler, with timers,
- * deadlines, cancellation and switch hooks.  See docs/design.md for the
- * concepts; this header is the reference for each call.
+ * deadlines, cancellation and switch hooks, and a tracer built on them
+ * (weft/trace.h).  See docs/design.md for the concepts; this header is
+ * the reference for each call.
  *
  * Conventions (they hold for every function below):
  *   - Functions return 0, or a non-negative count, on success and a
@@ -798,6 +799,7 @@ WEFT_API int weft_sched_set_watchdog_fn(weft_sched *s, weft_watchdog_fn fn,
 #include "weft/doorbell.h"
 #include "weft/net.h"
 #include "weft/dispatch.h"
+#include "weft/trace.h"
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,8 @@ curl            a real HTTP client for the examples/http test
 wrk             an HTTP load generator for the examples/http test
 gdb             the test of the gdb extension tools/weft-gdb.py (tests/gdb)
 libclang-rt-14-dev  libFuzzer for clang 14: the fuzz/ harnesses (make fuzz)
+clang-tidy      static analysis with .clang-tidy (make lint, scripts/lint.sh)
+cppcheck        static analysis, the second opinion (make lint, scripts/lint.sh)
 '
 
 # Only with --aarch64 (make aarch64): cross-build and run the tests under qemu.

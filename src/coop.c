@@ -577,7 +577,7 @@ static int done_push(weft_coop_task *t, weft_future *f)
         uint32_t cap = t->capdone ? t->capdone * 2 : 1;
         if (cap <= t->capdone)
             return -ENOMEM;
-        weft_future **v = weft__realloc(t->done, cap * sizeof *v);
+        weft_future **v = weft__realloc(t->done, cap * sizeof(weft_future *));
         if (!v)
             return -ENOMEM;
         t->done = v;
@@ -814,7 +814,7 @@ static void global_key_destroy(void *p)
 static void global_init(void)
 {
     global_key_ok = pthread_key_create(&global_key, global_key_destroy) == 0;
-    atexit(global_free_now);
+    (void)atexit(global_free_now); /* on failure: freed by nobody at exit */
 }
 
 /* The global cooperator if its scheduler is still the default one. */

@@ -252,7 +252,7 @@ static void clear_dues(weft_doorbell *db)
  * Scheduling runs
  * ---------------------------------------------------------------------- */
 
-static int run_main(void *p);
+static int run_main(void *arg);
 
 static void arm_at(weft_doorbell *db, int64_t t)
 {
@@ -383,11 +383,9 @@ static void begin_run(weft_doorbell *db)
     int64_t now = now_of(db);
     for (size_t i = 0; i < db->nprocs; i++) {
         struct proc *p = &db->procs[i];
-        if (everything) {
-            /* Every processor runs: the wake-ups are redundant. */
-            p->selected = p->member;
-            p->due = -1;
-        } else if (p->due >= 0 && p->due <= now) {
+        if (everything || (p->due >= 0 && p->due <= now)) {
+            /* Selected: every processor when everything runs (the
+             * wake-ups are then redundant), else those now due. */
             p->selected = p->member;
             p->due = -1;
         } else {
@@ -600,6 +598,9 @@ int weft_doorbell_new_delegate(weft_sched *s,
     }
     int r = create(s, opts, FORM_DELEGATE, out);
     if (r == 0) {
+        /* create() returns 0 only with *out set (the analyzer assumes a
+         * failing eventfd() may leave errno 0).
+         * NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
         (*out)->delegate = get;
         (*out)->delegate_arg = arg;
     }
@@ -909,7 +910,7 @@ static int drain_named(weft_doorbell *db)
             int e = errno;
             report(db, WEFT_DOORBELL_LOG_NAMED, -e, NULL, NULL, -1,
                    now_of(db), "reading the named doorbell %s: %s",
-                   db->path, strerror(e));
+                   db->path, weft_strerror(-e));
         }
         break;
     }
@@ -1072,7 +1073,7 @@ int weft_doorbell_when_quiet(weft_doorbell *db, weft_future **out)
         return -EINVAL;
     if (db->nquiet == db->capquiet) {
         size_t cap = db->capquiet ? db->capquiet * 2 : 4;
-        weft_future **q = weft__realloc(db->quiet, cap * sizeof *q);
+        weft_future **q = weft__realloc(db->quiet, cap * sizeof(weft_future *));
         if (!q)
             return -ENOMEM;
         db->quiet = q;

@@ -13,8 +13,9 @@ const char *weft_strerror(int err)
     if (err == 0)
         return "Success";
     /* strerror() may use a static buffer for unknown codes; every code
-     * weft returns is known to glibc, so this is fine in practice. */
-    return strerror(err);
+     * weft returns is known to glibc, so this is fine in practice (and
+     * glibc 2.32 and later keep that buffer per thread). */
+    return strerror(err); /* NOLINT(concurrency-mt-unsafe): see above */
 }
 
 #define E(x) { x, #x }

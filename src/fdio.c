@@ -508,7 +508,7 @@ ssize_t weft_writev_all(int fd, const struct iovec *iov, int iovcnt,
         r = tmo_valid(timeout, flags, WEFT_IO_WEAK);
     if (r == 0)
         r = tmo_begin(&t, timeout, flags);
-    if (r < 0)
+    if (r != 0) /* t is set up only when every step returned 0 */
         return r;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
@@ -695,6 +695,9 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
     for (;;) {
         if (addrlen)
             *addrlen = room;
+        /* cppcheck-suppress nullPointerRedundantCheck ; cppcheck's gnu.cfg
+         * marks accept4()'s addrlen non-null, but NULL (with addr NULL) is
+         * allowed */
         int c = accept4(fd, addr, addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (c >= 0)
             return c;

@@ -59,7 +59,7 @@ static void chain(struct sigaction *old, int sig, siginfo_t *si, void *uc)
         return;
     }
     /* Default: reset and let the fault happen again. */
-    signal(sig, SIG_DFL);
+    (void)signal(sig, SIG_DFL);
 }
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
@@ -80,7 +80,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
             n = put_u64(b, n, cap, co->stack.size);
             n = put_str(b, n, cap, " bytes); aborting\n");
             (void)!write(2, b, n);
-            signal(sig, SIG_DFL);
+            (void)signal(sig, SIG_DFL);
             return;
         }
     }
@@ -112,7 +112,7 @@ static void alt_free(void *p)
     memset(&ss, 0, sizeof ss);
     ss.ss_flags = SS_DISABLE;
     sigaltstack(&ss, NULL);
-    munmap(p, 64 * 1024);
+    munmap(p, (size_t)64 * 1024);
 }
 
 static void alt_key_make(void)
@@ -127,7 +127,7 @@ void weft__guard_thread_init(void)
         return;
     if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
         return; /* the program set one up itself: use it */
-    size_t len = 64 * 1024;
+    size_t len = (size_t)64 * 1024;
     void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)

@@ -231,6 +231,21 @@ struct weft__coro_ext {
     struct weft__cbvec in_hooks, out_hooks, err_handlers;
 };
 
+/* What the tracer (trace.c) knows of a coroutine; valid only while gen
+ * is the generation of the scheduler's running trace (a record is zeroed
+ * at spawn, and each weft_trace_start() takes a new generation). */
+struct weft__trace_co {
+    uint32_t gen;       /* trace generation that knows this coroutine */
+    uint32_t name_hash; /* hash of the name last written as thread_name */
+    int64_t t0;         /* start of the open span */
+    uint64_t obj;       /* what an open wait span waits on (address or id) */
+    int32_t fd;         /* fd of an fd or I/O operation wait */
+    uint8_t span;       /* open span: none, run, wait, ready (trace.c) */
+    uint8_t kind;       /* wait kind, or why it became ready */
+    uint8_t detail;     /* fd events or operation kind */
+    uint8_t timed;      /* the wait had a deadline (in timer.due) */
+};
+
 struct weft_coro {
     weft__ctx ctx;
     weft_sched *sched;
@@ -256,6 +271,7 @@ struct weft_coro {
     void *wait_obj;           /* what it waits on, for dumps */
     uint8_t wait_kind;        /* enum weft__wait_kind: how to read
                                  wait_obj; meaningful only while WAITING */
+    struct weft__trace_co trace; /* tracer's state (trace.c) */
     struct weft__stack stack;
 #if defined(WEFT_ASAN)
     void *asan_fake;
@@ -289,8 +305,6 @@ struct weft_sched {
     int clock;
     int64_t manual_now;
     int64_t unix_base;        /* manual clock: Unix ns at time 0 */
-    uint64_t id_next, id_end; /* coroutine ids reserved for this
-                                 scheduler: [id_next, id_end) */
     weft_coro *to_release;    /* finished detached coroutine whose stack
                                  is freed after the switch away from it */
     uint8_t running;          /* inside weft_run/weft_run_once */
@@ -314,6 +328,8 @@ struct weft_sched {
     const void *owner;        /* identifies the owning thread */
     weft_watchdog_fn wd_fn;   /* watchdog reports (NULL: stderr) */
     void *wd_arg;
+    struct weft__trace *trace; /* non-NULL while traced (trace.c) */
+    uint32_t trace_gen;       /* generation of the latest trace */
 #if defined(WEFT_ASAN)
     const void *asan_main_bottom;
     size_t asan_main_size;
@@ -408,6 +424,13 @@ weft_coro *weft__mutex_owner(const weft_mutex *m);
 void weft__wd_switch(struct weft__watchdog *wd, const weft_coro *to);
 int weft__wd_configure(weft_sched *s, int64_t threshold_ns);
 void weft__wd_stop(weft_sched *s);
+
+/* Tracer (trace.c).  weft__trace_ready() is called by weft__ready()
+ * before co becomes ready, while s->trace is set; weft__trace_free_sched()
+ * by weft_sched_free() to finish a trace still running. */
+struct weft__trace;
+void weft__trace_ready(struct weft__trace *t, weft_coro *co);
+void weft__trace_free_sched(weft_sched *s);
 
 /* Stack-overflow reporting (guard.c). */
 void weft__guard_thread_init(void);

@@ -560,12 +560,14 @@ int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline)
         while (!op->done) {
             co->wait_kind = WEFT__WAIT_OP; /* wait_obj NULL: cancelling */
             int w = weft__block_nointr(s);
+            /* cppcheck-suppress knownConditionTrueFalse ; the completion
+             * sets op->done while this coroutine is blocked */
             if (w < 0 && !op->done)
                 late = w; /* raised meanwhile: keep it for later */
         }
         if (late && late != -ECANCELED)
             co->pending_err = late;
-        if (op->res >= 0 || op->res != -ECANCELED) {
+        if (op->res != -ECANCELED) {
             /* It completed after all: its result stands (no data lost);
              * a raised error waits for the next blocking call. */
             if (r != -ETIMEDOUT && r != -ECANCELED)

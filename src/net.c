@@ -365,14 +365,13 @@ static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog,
 /* Every address: "::" dual-stack, else 0.0.0.0. */
 static int listen_any(int port, int backlog, unsigned flags)
 {
-    int r = -EAFNOSUPPORT;
     if (!(flags & WEFT_SOCK_IPV4)) {
         struct sockaddr_in6 a6;
         memset(&a6, 0, sizeof a6);
         a6.sin6_family = AF_INET6;
         a6.sin6_addr = in6addr_any;
         a6.sin6_port = htons((uint16_t)port);
-        r = listen_on((struct sockaddr *)&a6, sizeof a6, backlog, flags);
+        int r = listen_on((struct sockaddr *)&a6, sizeof a6, backlog, flags);
         if (r >= 0 || (flags & WEFT_SOCK_IPV6) ||
             (r != -EAFNOSUPPORT && r != -EADDRNOTAVAIL))
             return r;
@@ -551,6 +550,7 @@ int weft_dial_unix(const char *path, int64_t timeout)
 int weft_sock_port(int fd)
 {
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
         return -errno;

@@ -113,6 +113,8 @@ int weft_sched_free(weft_sched *s)
         return -EINVAL;
     if (s->running)
         return -EBUSY;
+    if (s->trace)
+        weft__trace_free_sched(s);
     weft__wd_stop(s);
     while (!weft__list_empty(&s->all)) {
         weft_coro *co = weft__container_of(s->all.next, weft_coro, all);
@@ -152,7 +154,7 @@ static void dflt_atexit(void)
 static void dflt_key_make(void)
 {
     (void)pthread_key_create(&dflt_key, dflt_destroy);
-    atexit(dflt_atexit);
+    (void)atexit(dflt_atexit); /* on failure: freed by nobody at exit */
 }
 
 weft_sched *weft_sched_default(void)
@@ -402,6 +404,8 @@ void weft__coro_start_ctx(weft_coro *co, void *lo, size_t size)
 
 void weft__ready(weft_sched *s, weft_coro *co, int first)
 {
+    if (weft__unlikely(s->trace != NULL))
+        weft__trace_ready(s->trace, co);
     co->state = co->flags & WEFT__F_STARTED ? WEFT__READY : WEFT__NEW;
     if (first)
         weft__list_push_front(&s->batch, &co->link);
@@ -448,7 +452,7 @@ int weft__block(weft_sched *s, int64_t deadline)
 {
     weft_coro *co = NULL;
     int r = weft__block_check(s, &co);
-    if (r < 0) {
+    if (r != 0) { /* 0 is the only result that sets co */
         co = weft__tls.current;
         /* Inside a hook or handler the current coroutine is in the middle
          * of a switch or exit: its link may hold its place in a run queue

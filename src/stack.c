@@ -148,7 +148,9 @@ static void *map_anon(size_t len)
     void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                    -1, 0);
-    return m == MAP_FAILED ? NULL : m;
+    if (m == MAP_FAILED)
+        return NULL;
+    return m;
 }
 
 static int alloc_guarded(size_t size, struct weft__stack *out)

@@ -113,6 +113,8 @@ struct weft_mutex {
  * arrival order when a coroutine re-acquiring for weft_cond_wait() is
  * interrupted and has to queue again (mutex_lock_nointr()). */
 struct mwait {
+    /* cppcheck-suppress unusedStructMember ; read through wait_obj by
+     * weft_dump() (dump.c) */
     weft_mutex *m; /* first: weft_dump() reads it (WEFT__WAIT_MUTEX) */
     uint64_t ticket;
 };
