@@ -9,57 +9,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "server.h"
 #include "test.h"
 
 #ifndef WEFT_ECHO_BIN
 #define WEFT_ECHO_BIN ""
 #endif
 
-struct server {
-    pid_t pid;
-    FILE *out;
-    int port;
-};
-
 static void start(struct server *sv, const char *arg)
 {
-    int p[2];
     if (!WEFT_ECHO_BIN[0])
         SKIP("examples are not built");
-    ASSERT_OK(pipe(p));
-    sv->pid = fork();
-    ASSERT_GE(sv->pid, 0);
-    if (sv->pid == 0) {
-        /* A failed assertion aborts the test: take the server along. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execl(WEFT_ECHO_BIN, "echo", arg, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    sv->out = fdopen(p[0], "r");
-    ASSERT_NOT_NULL(sv->out);
-    char line[256];
-    ASSERT_NOT_NULL(fgets(line, sizeof line, sv->out));
-    ASSERT_EQ(sscanf(line, "echo: listening on 127.0.0.1:%d", &sv->port), 1);
-    ASSERT_GT(sv->port, 0);
-}
-
-static int stop(struct server *sv, int sig, char *rest, size_t size)
-{
-    int st;
-    ASSERT_OK(kill(sv->pid, sig));
-    size_t n = fread(rest, 1, size - 1, sv->out);
-    rest[n] = 0;
-    fclose(sv->out);
-    ASSERT_EQ(waitpid(sv->pid, &st, 0), sv->pid);
-    return st;
+    server_start(sv, WEFT_ECHO_BIN, "echo", arg, NULL);
 }
 
 static int dial(int port)
@@ -103,7 +67,7 @@ TEST(echo_serves_a_separate_client_and_stops_on_sigterm)
     }
     close(a);
     /* b stays connected: shutdown must end its coroutine too. */
-    int st = stop(&sv, SIGTERM, rest, sizeof rest);
+    int st = server_stop(&sv, SIGTERM, rest, sizeof rest);
     ASSERT(WIFEXITED(st));
     ASSERT_EQ(WEXITSTATUS(st), 0);
     ASSERT_STR_CONTAINS(rest, "SIGTERM, shutting down");
@@ -120,7 +84,7 @@ TEST(echo_stops_on_sigint)
     start(&sv, "0");
     int a = dial(sv.port);
     round_trip(a, "ping");
-    int st = stop(&sv, SIGINT, rest, sizeof rest);
+    int st = server_stop(&sv, SIGINT, rest, sizeof rest);
     ASSERT(WIFEXITED(st));
     ASSERT_EQ(WEXITSTATUS(st), 0);
     ASSERT_STR_CONTAINS(rest, "SIGINT, shutting down");

@@ -6,22 +6,16 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "server.h"
 #include "test.h"
 #include "../examples/http_parse.h"
 
 #ifndef WEFT_HTTP_BIN
 #define WEFT_HTTP_BIN ""
 #endif
-
-struct server {
-    pid_t pid;
-    FILE *out;
-    int port;
-};
 
 static int have(const char *tool)
 {
@@ -32,36 +26,14 @@ static int have(const char *tool)
 
 static void start(struct server *sv, const char *file)
 {
-    int p[2];
     if (!WEFT_HTTP_BIN[0])
         SKIP("examples are not built");
-    ASSERT_OK(pipe(p));
-    sv->pid = fork();
-    ASSERT_GE(sv->pid, 0);
-    if (sv->pid == 0) {
-        /* A failed assertion aborts the test: take the server along. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execl(WEFT_HTTP_BIN, "http", "0", file, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    sv->out = fdopen(p[0], "r");
-    char line[256];
-    ASSERT_NOT_NULL(fgets(line, sizeof line, sv->out));
-    ASSERT_EQ(sscanf(line, "http: listening on 127.0.0.1:%d", &sv->port), 1);
+    server_start(sv, WEFT_HTTP_BIN, "http", "0", file);
 }
 
 static void stop(struct server *sv, char *rest, size_t size)
 {
-    int st;
-    ASSERT_OK(kill(sv->pid, SIGTERM));
-    size_t n = fread(rest, 1, size - 1, sv->out);
-    rest[n] = 0;
-    fclose(sv->out);
-    ASSERT_EQ(waitpid(sv->pid, &st, 0), sv->pid);
+    int st = server_stop(sv, SIGTERM, rest, size);
     ASSERT(WIFEXITED(st));
     ASSERT_EQ(WEXITSTATUS(st), 0);
 }
