@@ -247,7 +247,7 @@ TEST(echo_exact_request_count_on_each_backend)
     struct server sv;
     struct csv c;
     if (start(&sv, WEFT_ECHO_BIN, "echo") < 0)
-        SKIP("examples or tools are not built");
+        SKIP("no weft-bench or server to run (not built, or cross-built)");
     for (int b = 0; b < 3; b++) {
         struct weft_sched_opts o = {0};
         weft_sched *s;
@@ -274,7 +274,7 @@ TEST(echo_human_report_and_duration)
     char args[256], out[4096];
     struct csv c;
     if (start(&sv, WEFT_ECHO_BIN, "echo") < 0)
-        SKIP("examples or tools are not built");
+        SKIP("no weft-bench or server to run (not built, or cross-built)");
     snprintf(args, sizeof args, "-c 3 -n 300 127.0.0.1:%d", sv.port);
     ASSERT_EQ(bench(args, 0, out, sizeof out), 0);
     ASSERT_STR_CONTAINS(out, "echo 127.0.0.1:");
@@ -304,7 +304,7 @@ TEST(http_request_count_and_status_errors)
     struct server sv;
     struct csv c;
     if (start(&sv, WEFT_HTTP_BIN, "http") < 0)
-        SKIP("examples or tools are not built");
+        SKIP("no weft-bench or server to run (not built, or cross-built)");
     run_csv(&c, 0, "--http -c 4 -n 500 %d", sv.port);
     ASSERT_STR_EQ(c.f[F_MODE], "http");
     ASSERT_EQ(num(&c, F_REQS), 500);
@@ -377,7 +377,7 @@ TEST(http_chunked_and_close_delimited_replies)
     struct csv c;
     int port;
     if (!WEFT_BENCH_BIN[0])
-        SKIP("tools are not built");
+        SKIP("no weft-bench to run (not built, or cross-built)");
     pid_t pid = canned("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
                        "X-Other: 1\r\n\r\n"
                        "5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n"
@@ -414,7 +414,7 @@ TEST(echo_wrong_reply_and_timeout_are_counted)
     struct csv c;
     int port;
     if (!WEFT_BENCH_BIN[0])
-        SKIP("tools are not built");
+        SKIP("no weft-bench to run (not built, or cross-built)");
     static char junk[65];
     memset(junk, 'x', 64);
     pid_t pid = canned(junk, 0, &port);
@@ -442,7 +442,7 @@ TEST(refused_port_gives_errors_not_a_hang)
     char args[256], out[2048];
     struct csv c;
     if (!WEFT_BENCH_BIN[0])
-        SKIP("tools are not built");
+        SKIP("no weft-bench to run (not built, or cross-built)");
     int port = dead_port();
     run_csv(&c, 1, "-c 3 -d 0.3 127.0.0.1:%d", port);
     ASSERT_EQ(num(&c, F_REQS), 0);
@@ -471,7 +471,7 @@ TEST(bad_arguments_exit_2_with_usage)
     };
     char out[8192];
     if (!WEFT_BENCH_BIN[0])
-        SKIP("tools are not built");
+        SKIP("no weft-bench to run (not built, or cross-built)");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int st = bench(bad[i], 1, out, sizeof out);
         if (st != 2)
