@@ -80,11 +80,13 @@ clang: deps
 	$(call configure_and_build,build-clang,$(RELEASE) -DCMAKE_C_COMPILER=$(CLANG))
 	$(call run_tests,build-clang)
 
-# Benchmarks (bench/README.md): optimised build, each program run once.
+# Benchmarks (bench/README.md): optimised build, then bench/run.sh runs every
+# shape against the peers, prints the table and writes build-bench/bench.csv
+# (BENCH_QUICK=1 make bench: a quick look; BENCH_SCALE, BENCH_RUNS).
 bench:
 	@$(DEPS)
 	$(call configure_and_build,build-bench,-DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2" -DWEFT_BUILD_BENCH=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF)
-	@for b in build-bench/bench/bench-*; do echo "== $$b"; $$b || exit 1; done
+	bash bench/run.sh build-bench
 
 # Cross-built for aarch64 (the other assembly context switch), tests run
 # under qemu-user.
@@ -119,7 +121,7 @@ install: deps
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-ucontext build-clang \
-	       build-aarch64 build-valgrind build-fuzz build-lint
+	       build-aarch64 build-valgrind build-fuzz build-lint build-bench
 
 help:
 	@echo "make [build]   deps, configure and build in build/ (-O2 -g, assertions on)"

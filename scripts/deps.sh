@@ -30,6 +30,10 @@ gdb             the test of the gdb extension tools/weft-gdb.py (tests/gdb)
 libclang-rt-14-dev  libFuzzer for clang 14: the fuzz/ harnesses (make fuzz)
 clang-tidy      static analysis with .clang-tidy (make lint, scripts/lint.sh)
 cppcheck        static analysis, the second opinion (make lint, scripts/lint.sh)
+libuv1-dev      libuv: the peer of the bench timers, doorbell and echo shapes (make bench)
+libboost-context-dev  Boost.Context fcontext: the lower bound of the bench switch and spawn shapes
+libpth-dev      GNU Pth: the peer thread library of the bench switch, spawn, memory, timers shapes
+gnuplot-nox     bench/plot draws the charts of bench/README.md from bench.csv
 '
 
 # Only with --aarch64 (make aarch64): cross-build and run the tests under qemu.
