@@ -593,6 +593,18 @@ int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline)
  * The poll step
  * ---------------------------------------------------------------------- */
 
+/* After an event on a one-shot backend (epoll), which disabled the fd:
+ * enable what is still wanted (nothing, usually: the waiters just woke),
+ * or fail the waiters that could not be re-armed. */
+static void rearm(weft_sched *s, int fd, struct weft__fdrec *r)
+{
+    uint32_t w = r->always ? 0 : wanted(r);
+    int e = s->poller.ops->set(&s->poller, fd, r->armed, w);
+    r->armed = e == 0 ? w : 0;
+    if (e < 0)
+        fail_waiters(r, e);
+}
+
 static void on_ready(weft_sched *s, int fd, uint32_t revents)
 {
     struct weft__fdrec *rec = rec_of(s, fd, 0);
@@ -620,7 +632,10 @@ static void on_ready(weft_sched *s, int fd, uint32_t revents)
         if (!rec)
             return;
     }
-    shrink(s, fd, rec);
+    if (s->poller.ops == &weft__epoll_ops)
+        rearm(s, fd, rec);
+    else
+        shrink(s, fd, rec);
 }
 
 int weft__io_poll(weft_sched *s, int64_t timeout_ns)
