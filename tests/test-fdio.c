@@ -1512,6 +1512,62 @@ TEST(a_closed_fd_number_reused_by_the_kernel_works)
     }
 }
 
+struct bare {
+    int rfd, wfd;
+    ssize_t r[2];
+    int same_number;
+};
+
+static int co_write_later(void *arg)
+{
+    int fd = *(int *)arg;
+    ASSERT_OK(weft_sleep_for(WEFT_MSEC(5)));
+    ASSERT_EQ(write(fd, "abc", 3), 3);
+    return 0;
+}
+
+static int co_bare_close(void *arg)
+{
+    struct bare *b = arg;
+    char buf[8];
+    ASSERT_OK(weft_spawn(NULL, co_write_later, &b->wfd, NULL, NULL));
+    b->r[0] = weft_read(b->rfd, buf, sizeof buf, WEFT_SEC(5));
+    /* Against the rules, but it happens: a bare close() of an fd weft
+     * has waited on, and a new file under the same number. */
+    int old = b->rfd;
+    close(b->rfd);
+    close(b->wfd);
+    int p[2];
+    make_pipe(p);
+    b->same_number = p[0] == old;
+    b->rfd = p[0];
+    b->wfd = p[1];
+    ASSERT_OK(weft_spawn(NULL, co_write_later, &b->wfd, NULL, NULL));
+    b->r[1] = weft_read(b->rfd, buf, sizeof buf, WEFT_SEC(5));
+    return 0;
+}
+
+/* The epoll backend keeps an fd registered after its wait (one-shot):
+ * when the number comes back as a new file, the next wait registers that
+ * file instead of trusting the old registration. */
+TEST(an_fd_closed_behind_weft_after_a_wait_and_reopened_works)
+{
+    for (int b = 0; b < NB; b++) {
+        weft_sched *s = new_sched(backends[b], 0);
+        int p[2];
+        make_pipe(p);
+        struct bare bb = {p[0], p[1], {0, 0}, 0};
+        ASSERT_OK(weft_spawn(s, co_bare_close, &bb, NULL, NULL));
+        ASSERT_OK(weft_run(s));
+        ASSERT_EQ(bb.r[0], 3);
+        ASSERT_EQ(bb.r[1], 3);
+        ASSERT(bb.same_number); /* the lowest free numbers come back */
+        close(bb.rfd);
+        close(bb.wfd);
+        ASSERT_OK(weft_sched_free(s));
+    }
+}
+
 TEST(ending_a_waiting_call_is_ecanceled_and_keeps_counts)
 {
     for (int b = 0; b < NB; b++) {
