@@ -111,7 +111,10 @@ struct weft_sched_opts {
                                      (rounded up to pages). 0: 64 KiB. */
     int guard;                  /**< enum weft_guard. */
     size_t stack_cache;         /**< Free stacks kept warm for reuse, per
-                                     stack size.  0: 256. */
+                                     stack size.  0: 256.  Slab stacks
+                                     freed beyond it stay warm until the
+                                     loop is next idle, then give their
+                                     pages back (docs/stacks.md). */
     int no_overflow_handler;    /**< Non-zero: do not install the SIGSEGV
                                      handler that names overflowing
                                      coroutines. */

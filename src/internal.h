@@ -157,6 +157,11 @@ void weft__stackpool_destroy(struct weft__stackpool *p);
 int weft__stack_alloc(struct weft__stackpool *p, size_t size,
                       struct weft__stack *out);
 void weft__stack_free(struct weft__stackpool *p, const struct weft__stack *st);
+/* Give back the pages of at most max warm stacks beyond the cache (slab
+ * stacks freed since the last trim); returns how many. */
+size_t weft__stack_trim(struct weft__stackpool *p, size_t max);
+/* How many warm stacks are beyond the cache (what a trim would take). */
+size_t weft__stack_surplus(const struct weft__stackpool *p);
 size_t weft__page_size(void);
 /* The stack sizes a caller may ask for (weft_sched_opts, weft_spawn_opts,
  * the doorbell's run stack): 0 means "the default"; otherwise 16 KiB to

@@ -545,8 +545,22 @@ static void run_turn(weft_sched *s)
         do_switch(s, NULL, co, 0);
 }
 
-/* Sleep (or jump a manual clock) for at most timeout ns (-1: until the
- * next timer); returns without waiting when nothing could end the wait. */
+/* The loop is about to wait up to t ns (-1: no limit): give back the pages
+ * of stacks freed beyond the cache meanwhile (weft__stack_trim(), about
+ * 3 us each here), as many as fit in a tenth of the wait, at most
+ * TRIM_MAX, so a deadline is not missed for it. */
+#define TRIM_MAX 256
+#define TRIM_NS_EACH 30000
+
+static void idle_trim(weft_sched *s, int64_t t)
+{
+    size_t max = TRIM_MAX;
+    if (t >= 0 && t / TRIM_NS_EACH < TRIM_MAX)
+        max = (size_t)(t / TRIM_NS_EACH);
+    if (max)
+        (void)weft__stack_trim(&s->stacks, max);
+}
+
 /* Wait for I/O and the next deadline, capped by timeout (-1: no cap).
  * Does not wait when something is ready or a stop is requested, but still
  * polls I/O without waiting, so I/O gets its turn every iteration. */
@@ -565,6 +579,10 @@ static void wait_phase(weft_sched *s, int64_t timeout)
         if (t < 0)
             t = 0;
     }
+    /* Nothing to run and nothing due: idle, even when the caller does not
+     * let the loop wait (an embedding's weft_run_once(s, 0)). */
+    if (t != 0)
+        idle_trim(s, t);
     if (timeout >= 0 && (t < 0 || timeout < t))
         t = timeout;
     if (t == 0 || (t < 0 && !io)) {

@@ -18,9 +18,15 @@
  *
  * Pooling: freed stacks are kept warm (pages still resident) up to the
  * pool's cache size per size class, so spawn-heavy code reuses hot memory
- * without system calls.  Beyond that a guarded stack is unmapped and a slab
- * stack's pages are given back with MADV_DONTNEED and kept as a cold
- * stack, reusable without a new mapping.
+ * without system calls.  Beyond that a guarded stack is unmapped at once
+ * (it holds two of the process's scarce VMAs), while a slab stack stays
+ * warm until the scheduler is next idle: weft__stack_trim(), called just
+ * before the loop waits, gives its pages back with MADV_DONTNEED and keeps
+ * it as a cold stack, reusable without a new mapping.  A burst of
+ * coroutines that all end while the loop is busy thus costs no system
+ * call per stack (one madvise each, about 3 us here, was most of the cost
+ * of 100k coroutines sleeping and ending), and its stacks serve the next
+ * burst warm; the memory goes back when there is time for it.
  */
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -295,20 +301,55 @@ void weft__stack_free(struct weft__stackpool *p, const struct weft__stack *st)
          * stack a private page there. */
         memset(st->lo, 0, WEFT__CANARY_BYTES);
     }
-    if (c && c->nwarm < p->cache) {
-        push_warm(c, st);
+    if (!c) {
+        release_stack(st); /* not ours: cannot happen for pooled stacks */
         return;
     }
+    if (c->nwarm >= p->cache && (st->flags & WEFT__STACK_GUARDED)) {
+        unmap_guarded(st);
+        return;
+    }
+    push_warm(c, st); /* a slab stack beyond the cache: until the trim */
+}
+
+/* Make the warm stack st cold: a slab stack cannot be unmapped alone, so
+ * its pages are given back and it waits on the cold list. */
+static void make_cold(struct weft__stack_class *c, const struct weft__stack *st)
+{
     if (st->flags & WEFT__STACK_GUARDED) {
         unmap_guarded(st);
         return;
     }
-    /* A slab stack cannot be unmapped alone: give its pages back. */
     (void)madvise(st->lo, st->size, MADV_DONTNEED);
-    if (!c)
-        release_stack(st); /* not ours: cannot happen for pooled stacks */
-    else if (push_cold(c, st) < 0)
+    if (push_cold(c, st) < 0)
         push_warm(c, st); /* no memory for the cold list: keep it warm */
+}
+
+size_t weft__stack_trim(struct weft__stackpool *p, size_t max)
+{
+    size_t done = 0;
+    for (uint32_t i = 0; i < p->nclasses && done < max; i++) {
+        struct weft__stack_class *c = &p->classes[i];
+        while (c->nwarm > p->cache && done < max) {
+            struct freenode *f = c->warm;
+            struct weft__stack st = f->st; /* f lives on the stack */
+            c->warm = f->next;
+            c->nwarm--;
+            make_cold(c, &st);
+            done++;
+        }
+    }
+    return done;
+}
+
+size_t weft__stack_surplus(const struct weft__stackpool *p)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < p->nclasses; i++) {
+        const struct weft__stack_class *c = &p->classes[i];
+        n += c->nwarm > p->cache ? c->nwarm - p->cache : 0;
+    }
+    return n;
 }
 
 void weft__stackpool_destroy(struct weft__stackpool *p)

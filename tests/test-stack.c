@@ -247,6 +247,55 @@ TEST(cold_slab_stacks_reused)
     ASSERT_OK(weft_sched_free(s));
 }
 
+static int yield_until_ended(void *arg)
+{
+    (void)arg;
+    while (weft_yield() == 0)
+        ;
+    return 0;
+}
+
+static int sleep_long(void *arg)
+{
+    (void)arg;
+    (void)weft_sleep_for(WEFT_SEC(100));
+    return 0;
+}
+
+/* Slab stacks freed beyond the cache stay warm while the loop is busy (no
+ * system call per stack) and are given back when it is next idle, also
+ * when an embedding never lets it wait (weft_run_once(s, 0)). */
+TEST(surplus_slab_stacks_are_trimmed_when_the_loop_is_idle)
+{
+    for (int embed = 0; embed < 2; embed++) {
+        weft_sched *s = new_sched(WEFT_CLOCK_MANUAL, WEFT_GUARD_CANARY, 0, 2);
+        weft_coro *busy, *sleeper = NULL;
+        ASSERT_OK(weft_spawn(s, yield_until_ended, NULL, NULL, &busy));
+        if (embed)
+            ASSERT_OK(weft_spawn(s, sleep_long, NULL, NULL, &sleeper));
+        for (int i = 0; i < 10; i++)
+            ASSERT_OK(weft_spawn(s, noop, NULL, NULL, NULL));
+        ASSERT_EQ(weft_run_once(s, 0), 1);
+        /* Ten freed, two fit the cache; busy is still ready: no trim. */
+        ASSERT_EQ(weft__stack_surplus(&s->stacks), 8);
+        ASSERT_EQ(weft_run_once(s, 0), 1);
+        ASSERT_EQ(weft__stack_surplus(&s->stacks), 8);
+        ASSERT_OK(weft_end(busy));
+        /* busy ends (9 beyond the cache); then nothing is ready: with
+         * the sleeper due in 100 s, this zero-timeout iteration is idle
+         * all the same, and trims. */
+        ASSERT_EQ(weft_run_once(s, 0), embed);
+        ASSERT_EQ(weft__stack_surplus(&s->stacks), 0);
+        if (embed)
+            ASSERT_OK(weft_end(sleeper));
+        ASSERT_OK(weft_run(s));
+        ASSERT_OK(weft_reap(busy, NULL));
+        if (sleeper)
+            ASSERT_OK(weft_reap(sleeper, NULL));
+        ASSERT_OK(weft_sched_free(s));
+    }
+}
+
 /* ----------------------------------------------------------------------
  * Guard pages.
  * ---------------------------------------------------------------------- */
