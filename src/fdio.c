@@ -318,18 +318,71 @@ static ssize_t submit_xfer(struct xfer *x, struct tmo *t)
     return r == -EAGAIN ? -EIO : r; /* never ask to wait after a real op */
 }
 
+/*
+ * The drained hint: a read that returned less than was asked emptied the
+ * fd, so the next read on it (the answer a peer has not sent yet, in a
+ * request-reply loop) would fail with EAGAIN.  That next read skips the
+ * attempt and waits first, or goes to the ring at once, saving a system
+ * call per wait.  If data came meanwhile the wait ends at once: a wrong
+ * hint costs a loop iteration, never a result.  Stream sockets only: a
+ * datagram socket's read takes one datagram, short or not, and a pipe's
+ * first attempt is also what keeps it non-blocking (see attempt()).  Not
+ * for a zero timeout (the caller asked to try), nor with recv flags.
+ */
+static int skip_attempt(struct xfer *x, struct tmo *t)
+{
+    if ((x->kind != K_READ && x->kind != K_RECV) || x->flags || !t->span)
+        return 0;
+    unsigned h = weft__fd_hints(t->s, x->fd);
+    return (h & (WEFT__HINT_DRAINED | WEFT__HINT_STREAM)) ==
+           (WEFT__HINT_DRAINED | WEFT__HINT_STREAM);
+}
+
+static void note_read(struct xfer *x, struct tmo *t, ssize_t n)
+{
+    if ((x->kind != K_READ && x->kind != K_RECV) || x->flags)
+        return;
+    weft_sched *s = t->s;
+    unsigned h = weft__fd_hints(s, x->fd);
+    if (n <= 0 || (size_t)n >= x->len) {
+        if (h & WEFT__HINT_DRAINED)
+            weft__fd_set_hints(s, x->fd, WEFT__HINT_DRAINED, 0);
+        return;
+    }
+    if (x->plain)
+        return;
+    if (!(h & (WEFT__HINT_STREAM | WEFT__HINT_OTHER))) {
+        /* Once per fd: a stream socket? */
+        int type = 0;
+        socklen_t len = sizeof type;
+        h |= getsockopt(x->fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+                     type == SOCK_STREAM
+                 ? WEFT__HINT_STREAM
+                 : WEFT__HINT_OTHER;
+    }
+    if (h & WEFT__HINT_STREAM)
+        h |= WEFT__HINT_DRAINED;
+    weft__fd_set_hints(s, x->fd, ~0u, h);
+}
+
 /* Attempt, and wait (or hand the operation to the kernel) whenever it
  * would block. */
 static ssize_t xfer_once(struct xfer *x, struct tmo *t)
 {
     uint32_t ev = is_write(x->kind) ? WEFT_IO_WRITE : WEFT_IO_READ;
+    int skip = skip_attempt(x, t);
     for (;;) {
-        ssize_t n = attempt(x);
-        if (n != -EAGAIN)
+        ssize_t n = skip ? -EAGAIN : attempt(x);
+        skip = 0;
+        if (n != -EAGAIN) {
+            note_read(x, t, n);
             return n;
+        }
         n = submit_xfer(x, t);
-        if (n != WOULD_WAIT)
+        if (n != WOULD_WAIT) {
+            note_read(x, t, n);
             return n;
+        }
         int r = tmo_wait(t, x->fd, ev);
         if (r < 0)
             return r;

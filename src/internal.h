@@ -418,6 +418,16 @@ int weft__io_proactor(const weft_sched *s);
  * is lost; a raised error is then kept for the next blocking call. */
 int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline);
 
+/* What the coroutine I/O calls remember of an fd between calls (fdio.c):
+ * WEFT__HINT_* bits, 0 for an fd weft knows nothing of.  Only hints: a
+ * wrong one costs a wait, never a result. */
+#define WEFT__HINT_DRAINED 1u /* the last read emptied it */
+#define WEFT__HINT_STREAM 2u  /* a stream socket (SO_TYPE checked) */
+#define WEFT__HINT_OTHER 4u   /* a socket of another type */
+unsigned weft__fd_hints(weft_sched *s, int fd);
+/* Set the bits of mask to those of value; nothing if out of memory. */
+void weft__fd_set_hints(weft_sched *s, int fd, unsigned mask, unsigned value);
+
 /* For weft_dump(): the fd an fd wait's slot (co->wait_obj of a
  * WEFT__WAIT_FD wait) waits on, and its events (io.c). */
 int weft__fdwait_info(const void *slot, uint32_t *events);

@@ -31,6 +31,7 @@ struct weft__fdrec {
     uint32_t armed;            /* interest registered with the backend */
     uint8_t always;            /* the backend refused it: always ready */
     uint8_t init;
+    uint8_t hints;             /* WEFT__HINT_* (fdio.c) */
 };
 
 /* A coroutine waiting in weft_fd_wait(); lives on its stack. */
@@ -370,6 +371,7 @@ int weft_fd_forget(weft_sched *s, int fd)
         (void)s->poller.ops->set(&s->poller, fd, rec->armed, 0);
     rec->armed = 0;
     rec->always = 0;
+    rec->hints = 0;
     return 0;
 }
 
@@ -517,6 +519,19 @@ int weft_io_free(weft_io *w)
 int weft_io_fd(const weft_io *w)
 {
     return w ? w->fd : -EINVAL;
+}
+
+unsigned weft__fd_hints(weft_sched *s, int fd)
+{
+    struct weft__fdrec *rec = fd >= 0 ? rec_of(s, fd, 0) : NULL;
+    return rec ? rec->hints : 0;
+}
+
+void weft__fd_set_hints(weft_sched *s, int fd, unsigned mask, unsigned value)
+{
+    struct weft__fdrec *rec = fd >= 0 ? rec_of(s, fd, 1) : NULL;
+    if (rec)
+        rec->hints = (uint8_t)((rec->hints & ~mask) | (value & mask));
 }
 
 /* ----------------------------------------------------------------------

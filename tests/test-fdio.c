@@ -1568,6 +1568,72 @@ TEST(an_fd_closed_behind_weft_after_a_wait_and_reopened_works)
     }
 }
 
+struct twice {
+    int fd;
+    int64_t timeout2;
+    ssize_t r[2];
+    int done;
+};
+
+static int co_read_twice(void *arg)
+{
+    struct twice *t = arg;
+    char buf[64];
+    t->r[0] = weft_read(t->fd, buf, sizeof buf, WEFT_SEC(5)); /* short */
+    ASSERT_OK(weft_yield()); /* the test sends the second message */
+    t->r[1] = weft_read(t->fd, buf, sizeof buf, t->timeout2);
+    t->done = 1;
+    return 0;
+}
+
+/*
+ * After a short read on a stream socket the next read waits first instead
+ * of trying (the drained hint: in a request-reply loop the answer is not
+ * there yet, and the failed attempt is a wasted system call).  When the
+ * data is there after all, the wait ends in the same iteration's poll and
+ * the read completes in the next turn.  A zero timeout still tries at
+ * once, and datagram sockets, whose reads are short by nature, always try
+ * first.
+ */
+TEST(a_read_after_a_short_read_waits_first_on_stream_sockets)
+{
+    for (int b = 0; b < NB; b++) {
+        for (int kind = 0; kind < 3; kind++) {
+            /* 0: TCP; 1: TCP, zero timeout; 2: Unix datagrams */
+            weft_sched *s = new_sched(backends[b], 0);
+            int c, v;
+            if (kind < 2) {
+                tcp_pair(&c, &v);
+            } else {
+                int sv[2];
+                ASSERT_OK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0,
+                                     sv));
+                c = sv[0];
+                v = sv[1];
+            }
+            ASSERT_EQ(send(c, "one", 3, 0), 3);
+            struct twice t = {v, kind == 1 ? 0 : WEFT_SEC(5), {0, 0}, 0};
+            ASSERT_OK(weft_spawn(s, co_read_twice, &t, NULL, NULL));
+            ASSERT_EQ(weft_run_once(s, 0), 1);
+            ASSERT_EQ(t.r[0], 3);
+            ASSERT_EQ(send(c, "two", 3, 0), 3);
+            ASSERT_EQ(weft_run_once(s, 0), kind == 0 ? 1 : 0);
+            if (kind == 0) {
+                /* The second read waited although "two" was there. */
+                ASSERT(!t.done);
+                for (int i = 0; i < 100 && !t.done; i++)
+                    ASSERT_GE(weft_run_once(s, WEFT_MSEC(50)), 0);
+            }
+            ASSERT(t.done);
+            ASSERT_EQ(t.r[1], 3);
+            ASSERT_OK(weft_run(s));
+            close(c);
+            close(v);
+            ASSERT_OK(weft_sched_free(s));
+        }
+    }
+}
+
 TEST(ending_a_waiting_call_is_ecanceled_and_keeps_counts)
 {
     for (int b = 0; b < NB; b++) {
