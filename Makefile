@@ -15,6 +15,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 TEST_JOBS ?= 2
 # Seconds each libFuzzer harness runs in `make fuzz`.
 FUZZ_SECONDS ?= 60
+# Seconds each soak case runs in `make soak` (`make test` runs them 3 s).
+SOAK_SECONDS ?= 60
 # Extra arguments for every configure / every ctest run.
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
@@ -43,7 +45,7 @@ define run_tests
 endef
 
 .PHONY: all build deps demo test bench asan tsan ucontext clang aarch64 valgrind \
-        fuzz lint install clean help
+        fuzz soak lint install clean help
 
 all: build
 
@@ -66,7 +68,8 @@ asan: deps
 	$(call configure_and_build,build-asan,$(DEBUG) -DWEFT_SANITIZE=address$(comma)undefined)
 	$(call run_tests,build-asan)
 
-# ThreadSanitizer (the doorbell and cross-thread paths).
+# ThreadSanitizer, the whole suite (the doorbell, cross-thread wake-ups,
+# the resolver and watchdog threads, and everything else).
 tsan: deps
 	$(call configure_and_build,build-tsan,$(DEBUG) -DWEFT_SANITIZE=thread)
 	$(call run_tests,build-tsan)
@@ -108,6 +111,12 @@ fuzz: deps
 	  -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF)
 	bash fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
+# The soak cases of tests/test-soak.c (coroutine churn, loopback
+# connections, doorbell rings from many threads), SOAK_SECONDS each, on the
+# optimised build, each in its own process; fails on any failed case.
+soak: build
+	WEFT_SOAK_SECONDS=$(SOAK_SECONDS) $(BUILD)/tests/test-soak --fork
+
 # Static analysis: clang-tidy (.clang-tidy) and cppcheck over src/, tools/
 # and examples/ (scripts/lint.sh, compile commands from build-lint/); fails
 # on any finding.
@@ -135,7 +144,9 @@ help:
 	@echo "make aarch64   cross-build for aarch64, tests under qemu (build-aarch64/)"
 	@echo "make valgrind  every test case under valgrind memcheck (build-valgrind/)"
 	@echo "make fuzz      libFuzzer harnesses, FUZZ_SECONDS (60) each (build-fuzz/)"
+	@echo "make soak      the soak tests, SOAK_SECONDS (60) each (build/)"
 	@echo "make lint      clang-tidy and cppcheck, zero findings (build-lint/)"
 	@echo "make install   install into PREFIX (default /usr/local)"
 	@echo "make clean     remove every build directory"
 	@echo "Variables: PREFIX JOBS TEST_JOBS CMAKE_ARGS CTEST_ARGS CLANG DEPS FUZZ_SECONDS"
+	@echo "           SOAK_SECONDS"

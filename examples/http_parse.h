@@ -103,17 +103,24 @@ static inline long http_parse(const char *buf, size_t len, struct http_req *r)
             else if (http_value_is(v, vlen, "keep-alive"))
                 r->keep_alive = 1;
         } else if (nlen == 14 && !strncasecmp(name, "content-length", 14)) {
+            /* 1*DIGIT between optional whitespace, and several fields
+             * must agree (RFC 9112 6.3): "0 5", or 0 then 5, would frame
+             * the body differently from a proxy in front of us. */
             long cl = 0;
             size_t i = 0;
-            while (i < vlen && v[i] == ' ')
+            while (i < vlen && (v[i] == ' ' || v[i] == '\t'))
                 i++;
+            while (vlen > i && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+                vlen--;
             if (i == vlen)
                 return -1;
-            for (; i < vlen && v[i] != ' '; i++) {
+            for (; i < vlen; i++) {
                 if (v[i] < '0' || v[i] > '9' || cl > 100000000)
                     return -1;
                 cl = cl * 10 + (v[i] - '0');
             }
+            if (r->content_length >= 0 && r->content_length != cl)
+                return -1;
             r->content_length = cl;
         }
     }

@@ -36,8 +36,20 @@ long weft__test_live_allocs(void)
     return live_allocs;
 }
 
+/* Test hook: allocations (and stack mappings) attempted on this thread,
+ * failed ones included; a test counts those of a scenario, then walks an
+ * injected failure over each of them. */
+static _Thread_local long attempts;
+
+long weft__test_alloc_count(void);
+long weft__test_alloc_count(void)
+{
+    return attempts;
+}
+
 static int should_fail(void)
 {
+    attempts++;
     if (weft__likely(fail_countdown < 0))
         return 0;
     if (fail_countdown == 0) {

@@ -8,6 +8,8 @@
 
 #include "test.h"
 
+#include "../examples/http_parse.h"
+
 static weft_sched *new_manual(void)
 {
     struct weft_sched_opts o;
@@ -104,4 +106,39 @@ TEST(past_spawn_does_not_postpone_a_due_sleeper)
     ASSERT_EQ(sleeper_woke, 1);
     ASSERT_OK(weft_timer_free(t));
     ASSERT_OK(weft_sched_free(s));
+}
+
+/* ----------------------------------------------------------------------
+ * fuzz-http (fuzz/corpus/fuzz-http/regress-cl-inner-space and
+ * regress-cl-conflict): the request parser took "Content-Length: 0 5" as
+ * 0 (it stopped at the first space and ignored the rest) and let a
+ * second Content-Length field override the first.  Either frames the
+ * body differently from a proxy that reads the other value (request
+ * smuggling).  Now the value must be digits between optional whitespace
+ * (tabs included), and repeated fields must agree.
+ * ---------------------------------------------------------------------- */
+
+static long parse_str(const char *req, struct http_req *r)
+{
+    return http_parse(req, strlen(req), r);
+}
+
+TEST(http_content_length_is_digits_and_agrees)
+{
+    struct http_req r;
+    static const char *const bad[] = {
+        "GET / HTTP/1.1\r\nContent-Length: 0000000000000000 001\r\n\r\n",
+        "GET / HTTP/1.1\r\nContent-Length: 0 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 2\r\n\r\n",
+        "GET / HTTP/1.1\r\nContent-Length: \t \r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ASSERT_EQ(parse_str(bad[i], &r), -1);
+    /* Optional whitespace around the digits, spaces or tabs; repeated
+     * fields with one value. */
+    const char *ok = "POST / HTTP/1.1\r\nContent-Length:\t7 \r\n"
+                     "Content-Length: 7\r\n\r\n";
+    ASSERT_EQ(parse_str(ok, &r), (long)strlen(ok));
+    ASSERT_EQ(r.content_length, 7);
 }
