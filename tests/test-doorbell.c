@@ -2181,10 +2181,13 @@ static void *stress_ringer(void *arg)
     while (!atomic_load(&stress_go))
         sched_yield();
     for (int i = 0; i < NRINGS; i++) {
+        /* Stamped before the ring: a processor that stamps later ran
+         * after the ring was made (when a run collects the ring before
+         * this thread could stamp it after the trigger, an after-stamp
+         * would wrongly look unanswered). */
+        stress_last_ring[st->idx] = atomic_fetch_add(&stress_seq, 1) + 1;
         if (weft_doorbell_trigger(st->db) < 0)
             st->bad++;
-        /* Stamped after the ring: a run stamped later began after it. */
-        stress_last_ring[st->idx] = atomic_fetch_add(&stress_seq, 1) + 1;
         if (i % 64 == 63)
             nanosleep(&pause, NULL); /* spread the rings over many runs */
     }
@@ -2196,8 +2199,6 @@ static void stress_on_run(weft_doorbell *db, void *arg)
 {
     (void)db;
     (void)arg;
-    /* Stamped before the run collects its rings. */
-    stress_last_run = atomic_fetch_add(&stress_seq, 1) + 1;
     stress_runs_seen++;
     atomic_store(&stress_go, 1);
 }
@@ -2207,6 +2208,8 @@ static int stress_proc(weft_doorbell *db, void *arg, int64_t *wake_at)
     int *calls = arg;
     (void)db;
     (void)wake_at;
+    /* Stamped once the run has collected its rings. */
+    stress_last_run = atomic_fetch_add(&stress_seq, 1) + 1;
     ++*calls;
     ASSERT_OK(weft_yield()); /* let rings land during runs */
     ASSERT_OK(weft_sleep_for(WEFT_USEC(20)));
@@ -2257,8 +2260,8 @@ TEST(stress_four_threads_ring_while_the_loop_runs)
     for (int i = 0; i < NTHREADS; i++) {
         ASSERT_OK(pthread_join(th[i], NULL));
         ASSERT_EQ(st[i].bad, 0);
-        /* The last ring of every thread was followed by a run that began
-         * after it. */
+        /* The last ring of every thread was followed by a run whose
+         * processor ran after it. */
         ASSERT_GT(stress_last_run, stress_last_ring[i]);
     }
     ASSERT_EQ(calls, weft_doorbell_runs(db));

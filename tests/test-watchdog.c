@@ -420,6 +420,12 @@ TEST(restarted_after_fork)
     reset();
     weft_sched *s = new_sched(30 * MS);
     ASSERT_OK(weft_sched_set_watchdog_fn(s, on_report, NULL));
+    /* Let the parent's watchdog thread finish starting before the fork:
+     * a fork in the middle of a thread's start-up can leave the child
+     * with a lock of the C library or a sanitizer runtime held, and its
+     * own new thread then never starts (seen under ASan). */
+    struct timespec settle = {0, 100 * 1000000L};
+    nanosleep(&settle, NULL);
     char out[4096];
     int st = weft_test_fork(fork_child, s, out, sizeof out);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
