@@ -45,7 +45,7 @@ static const char *events_name(uint32_t ev)
     return ev == WEFT_IO_WRITE ? "write" : "read";
 }
 
-static const char *op_name(int kind)
+const char *weft__op_name(int kind)
 {
     switch (kind) {
     case WEFT__OP_READ: return "read";
@@ -92,8 +92,8 @@ static void put_wait(FILE *out, weft_sched *s, const weft_coro *co)
     case WEFT__WAIT_OP: {
         const struct weft__op *op = obj;
         if (op)
-            fprintf(out, "I/O operation %s on fd %d", op_name(op->kind),
-                    op->fd);
+            fprintf(out, "I/O operation %s on fd %d",
+                    weft__op_name(op->kind), op->fd);
         else
             fputs("completion of a cancelled I/O operation", out);
         break;

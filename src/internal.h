@@ -417,6 +417,9 @@ int weft__io_proactor(const weft_sched *s);
  * that completed despite the interruption reports its result, so no data
  * is lost; a raised error is then kept for the next blocking call. */
 int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline);
+/* The name of an enum weft__op_kind ("recv", "accept" ...), "operation"
+ * for anything else: for weft_dump() and the tracer. */
+const char *weft__op_name(int kind);
 
 /* What the coroutine I/O calls remember of an fd between calls (fdio.c):
  * WEFT__HINT_* bits, 0 for an fd weft knows nothing of.  Only hints: a

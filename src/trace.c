@@ -350,11 +350,6 @@ static void open_wait(weft_coro *co, int64_t now)
     }
 }
 
-/* Operation names by enum weft__op_kind, for io_uring waits. */
-static const char *const op_names[] = {
-    "I/O operation", "read", "write", "readv", "writev", "recv",
-    "send", "accept", "connect", "sendmsg"};
-
 /* The name of a wait span, e.g. "fd 5 readable". */
 static void wait_label(const weft_coro *co, char *b, size_t n)
 {
@@ -379,11 +374,7 @@ static void wait_label(const weft_coro *co, char *b, size_t n)
         if (tc->fd < 0)
             snprintf(b, n, "I/O operation cancelled");
         else
-            snprintf(b, n, "%s on fd %d",
-                     op_names[tc->detail < sizeof op_names / sizeof *op_names
-                                  ? tc->detail
-                                  : 0],
-                     tc->fd);
+            snprintf(b, n, "%s on fd %d", weft__op_name(tc->detail), tc->fd);
         return;
     case WEFT__WAIT_JOIN:
         snprintf(b, n, "join #%llu", (unsigned long long)tc->obj);
