@@ -298,11 +298,12 @@ int weft_fd_wait(int fd, uint32_t events, int64_t deadline)
     struct weft__fdrec *rec = rec_of(s, fd, 1);
     if (!rec)
         return -ENOMEM;
-    /* A closed fd fails with -EBADF.  epoll_ctl() says so itself when the
-     * wait must register interest (the common case): only the other
-     * waits pay for a system call to check. */
-    int checked = s->poller.ops == &weft__epoll_ops && !rec->always &&
-                  (events & ~rec->armed);
+    /* A closed fd fails with -EBADF.  A backend that checks the fd when
+     * interest is added (epoll_ctl) says so itself when the wait must
+     * register (the common case): only the other waits pay for a system
+     * call to check. */
+    int checked = (s->poller.ops->caps & WEFT__BK_CHECKS_FD) &&
+                  !rec->always && (events & ~rec->armed);
     if (!checked && fcntl(fd, F_GETFD) < 0)
         return -EBADF;
     r = arm(s, fd, rec, events);
@@ -608,9 +609,9 @@ int weft__io_op(weft_sched *s, struct weft__op *op, int64_t deadline)
  * The poll step
  * ---------------------------------------------------------------------- */
 
-/* After an event on a one-shot backend (epoll), which disabled the fd:
- * enable what is still wanted (nothing, usually: the waiters just woke),
- * or fail the waiters that could not be re-armed. */
+/* After an event on a one-shot backend (WEFT__BK_ONESHOT: epoll), which
+ * disabled the fd: enable what is still wanted (nothing, usually: the
+ * waiters just woke), or fail the waiters that could not be re-armed. */
 static void rearm(weft_sched *s, int fd, struct weft__fdrec *r)
 {
     uint32_t w = r->always ? 0 : wanted(r);
@@ -647,7 +648,7 @@ static void on_ready(weft_sched *s, int fd, uint32_t revents)
         if (!rec)
             return;
     }
-    if (s->poller.ops == &weft__epoll_ops)
+    if (s->poller.ops->caps & WEFT__BK_ONESHOT)
         rearm(s, fd, rec);
     else
         shrink(s, fd, rec);

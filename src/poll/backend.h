@@ -82,7 +82,15 @@ struct weft__backend_ops {
      * complete).  cancel asks for an early completion of a started op. */
     int (*submit)(struct weft__poller *p, struct weft__op *op);
     void (*cancel)(struct weft__poller *p, struct weft__op *op);
+    unsigned caps; /* WEFT__BK_*: what io.c may rely on */
 };
+
+/* An event disables the fd until set() enables it again (io.c re-arms
+ * what is still wanted after each event). */
+#define WEFT__BK_ONESHOT 1u
+/* set() that adds interest fails with -EBADF for a closed fd (io.c then
+ * need not check the fd first). */
+#define WEFT__BK_CHECKS_FD 2u
 
 struct weft__poller {
     const struct weft__backend_ops *ops;

@@ -189,4 +189,5 @@ static int ep_fd(struct weft__poller *p)
 
 const struct weft__backend_ops weft__epoll_ops = {
     "epoll", ep_init, ep_fini, ep_set, ep_wait, ep_fd, NULL, NULL,
+    WEFT__BK_ONESHOT | WEFT__BK_CHECKS_FD,
 };

@@ -140,5 +140,5 @@ static int p_fd(struct weft__poller *p)
 }
 
 const struct weft__backend_ops weft__poll_ops = {
-    "poll", p_init, p_fini, p_set, p_wait, p_fd, NULL, NULL,
+    "poll", p_init, p_fini, p_set, p_wait, p_fd, NULL, NULL, 0,
 };

@@ -329,7 +329,7 @@ static void u_cancel(struct weft__poller *p, struct weft__op *op)
 }
 
 const struct weft__backend_ops weft__uring_ops = {
-    "io_uring", u_init, u_fini, u_set, u_wait, u_fd, u_submit, u_cancel,
+    "io_uring", u_init, u_fini, u_set, u_wait, u_fd, u_submit, u_cancel, 0,
 };
 
 #else
