@@ -329,9 +329,15 @@ static ssize_t submit_xfer(struct xfer *x, struct tmo *t)
  * first attempt is also what keeps it non-blocking (see attempt()).  Not
  * for a zero timeout (the caller asked to try), nor with recv flags.
  */
-static int skip_attempt(struct xfer *x, struct tmo *t)
+/* A plain read or recv (no flags): the calls the hint is for. */
+static int hinted(const struct xfer *x)
 {
-    if ((x->kind != K_READ && x->kind != K_RECV) || x->flags || !t->span)
+    return (x->kind == K_READ || x->kind == K_RECV) && !x->flags;
+}
+
+static int skip_attempt(const struct xfer *x, struct tmo *t)
+{
+    if (!hinted(x) || !t->span)
         return 0;
     unsigned h = weft__fd_hints(t->s, x->fd);
     return (h & (WEFT__HINT_DRAINED | WEFT__HINT_STREAM)) ==
@@ -340,7 +346,7 @@ static int skip_attempt(struct xfer *x, struct tmo *t)
 
 static void note_read(struct xfer *x, struct tmo *t, ssize_t n)
 {
-    if ((x->kind != K_READ && x->kind != K_RECV) || x->flags)
+    if (!hinted(x))
         return;
     weft_sched *s = t->s;
     unsigned h = weft__fd_hints(s, x->fd);
