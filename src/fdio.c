@@ -736,6 +736,12 @@ static int accept_skippable(int e)
     }
 }
 
+/* Out of descriptors or memory: weft_accept backs off and tries again. */
+static int accept_scarce(int e)
+{
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
 int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
                 int64_t timeout)
 {
@@ -765,7 +771,13 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
             *addrlen = room;
         if (e == EINTR || accept_skippable(e))
             continue;
-        if ((e == EAGAIN || e == EWOULDBLOCK) && weft__io_proactor(t.s)) {
+        if ((e == EAGAIN || e == EWOULDBLOCK) && !weft__io_proactor(t.s)) {
+            r = tmo_wait(&t, fd, WEFT_IO_READ);
+            if (r < 0)
+                return r;
+            continue;
+        }
+        if (e == EAGAIN || e == EWOULDBLOCK) {
             /* Hand the accept to the kernel (io_uring) and take its
              * result as this attempt's. */
             struct weft__op op;
@@ -779,21 +791,14 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
             if (c >= 0)
                 return c;
             e = -c;
-            if (e == ETIMEDOUT || e == ECANCELED || e == EBADF || e == EINTR ||
-                !(accept_skippable(e) || e == EMFILE || e == ENFILE ||
-                  e == ENOBUFS || e == ENOMEM || e == EAGAIN))
-                return c;
-            if (accept_skippable(e) || e == EAGAIN)
+            if (e == EAGAIN || accept_skippable(e))
                 continue;
-            r = backoff(&t, &bo, c);
-        } else if (e == EAGAIN || e == EWOULDBLOCK) {
-            r = tmo_wait(&t, fd, WEFT_IO_READ);
-        } else if (e == EMFILE || e == ENFILE || e == ENOBUFS ||
-                   e == ENOMEM) {
-            r = backoff(&t, &bo, -e);
-        } else {
-            return -e;
+            /* Anything else (a deadline, cancellation, a reported EINTR,
+             * a shortage) as for accept4() itself. */
         }
+        if (!accept_scarce(e))
+            return -e;
+        r = backoff(&t, &bo, -e);
         if (r < 0)
             return r;
     }
